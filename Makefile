@@ -1,0 +1,56 @@
+# taskstream developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format bench fuzz infra-up infra-down infra-status migrate clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create the virtualenv and install taskstream with dev tools
+
+infra-up: install ## Make PostgreSQL, Redis, RabbitMQ and Kafka (tansu) reachable; create DB and topics
+	$(BIN)/taskstream infra up
+
+infra-status: install ## Show each dependency and whether it answers
+	$(BIN)/taskstream infra status
+
+infra-down: install ## Stop only what infra-up started
+	$(BIN)/taskstream infra down
+
+migrate: infra-up ## Upgrade the database schema to head
+	$(BIN)/taskstream migrate
+
+run: migrate ## Run the whole system in the foreground (API, consumers, relay, workers)
+	exec $(BIN)/taskstream run
+
+test: infra-up ## Run the whole test suite against real services
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff format check, ruff lint, mypy on src/
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: install ## Apply ruff formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: migrate ## Run the benchmarks in loadtest/ and print their figures
+	$(BIN)/python -m loadtest.bench
+
+fuzz: infra-up ## schemathesis against the live OpenAPI schema
+	$(BIN)/pytest tests/e2e -m fuzz $(PYTEST_ARGS)
+
+clean: ## Remove the virtualenv and local state (stop infra first)
+	rm -rf $(VENV) .taskstream .pytest_cache .mypy_cache .ruff_cache

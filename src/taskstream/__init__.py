@@ -1,0 +1,1 @@
+"""taskstream: high-volume task ingestion through Kafka."""

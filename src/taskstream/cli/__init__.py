@@ -1,0 +1,16 @@
+"""The `taskstream` command. Each area registers its subcommands from its own module."""
+
+from __future__ import annotations
+
+import click
+
+from taskstream.cli import infra, serve
+
+
+@click.group()
+def main() -> None:
+    """taskstream: high-volume task ingestion through Kafka."""
+
+
+for module in (infra, serve):
+    module.register(main)

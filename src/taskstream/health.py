@@ -1,0 +1,50 @@
+"""`GET /health`: whether the API can serve, and each dependency's state."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from litestar import Controller, Response, get
+from litestar.datastructures import State
+
+from taskstream.infra.probes import probe
+from taskstream.settings import Settings
+
+
+class ServiceState(msgspec.Struct):
+    status: str
+    address: str
+    detail: str
+
+
+class HealthReport(msgspec.Struct):
+    status: str
+    services: dict[str, ServiceState]
+
+
+# The API cannot accept commands without these; the others degrade features only.
+REQUIRED_FOR_SERVING = ("postgres", "kafka")
+
+
+async def health_report(settings: Settings) -> HealthReport:
+    """Probe every dependency concurrently (bounded) and summarise."""
+    names = ["postgres", "redis", "rabbitmq", "kafka"]
+    results = await asyncio.gather(*(probe(settings, name) for name in names))
+    services = {
+        name: ServiceState("up" if r.ok else "down", r.endpoint.address, r.detail)
+        for name, r in zip(names, results, strict=True)
+    }
+    serving = all(services[name].status == "up" for name in REQUIRED_FOR_SERVING)
+    return HealthReport(status="ok" if serving else "unavailable", services=services)
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["health"]
+
+    @get(operation_id="getHealth", summary="Service health", exclude_from_auth=True)
+    async def health(self, state: State) -> Response[HealthReport]:
+        """Report each dependency's state; 503 when the API cannot serve."""
+        report = await health_report(state.settings)
+        return Response(report, status_code=200 if report.status == "ok" else 503)

@@ -1,0 +1,47 @@
+"""Every model, imported once so ``Base.metadata`` is complete (Alembic, schema tests)."""
+
+from taskstream.auth.models import RefreshSession, User
+from taskstream.db import Base
+from taskstream.messaging.models import InboxEntry, OutboxEvent
+from taskstream.notifications.models import (
+    EmailDelivery,
+    Notification,
+    NotificationPreference,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from taskstream.projects.models import Project, ProjectMember
+from taskstream.tasks.models import (
+    CommandStatus,
+    ProjectActivity,
+    ProjectStats,
+    Task,
+    TaskEvent,
+    TaskReview,
+)
+
+metadata = Base.metadata
+
+__all__ = [
+    "Base",
+    "CommandStatus",
+    "EmailDelivery",
+    "InboxEntry",
+    "Notification",
+    "NotificationPreference",
+    "OutboxEvent",
+    "Project",
+    "ProjectActivity",
+    "ProjectMember",
+    "ProjectStats",
+    "RefreshSession",
+    "Task",
+    "TaskEvent",
+    "TaskReview",
+    "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
+    "metadata",
+]

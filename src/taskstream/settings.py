@@ -1,0 +1,173 @@
+"""One typed settings object, nested per subsystem, read from ``TASKSTREAM_*`` env vars.
+
+Nested fields use a double underscore: ``TASKSTREAM_DB__URL``, ``TASKSTREAM_KAFKA__PARTITIONS``.
+Nothing else in the code base reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me-dev-only-secret-0123456789abcdef"
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskstream"
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
+    echo: bool = False
+
+    @property
+    def database_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1].split("?", 1)[0]
+
+    def with_database(self, name: str) -> str:
+        """The same server URL pointing at another database."""
+        base, _, rest = self.url.rpartition("/")
+        query = rest.partition("?")[2]
+        return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    task_commands_topic: str = "task-commands"
+    task_commands_dlq_topic: str = "task-commands.dlq"
+    task_events_topic: str = "task-events"
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    consumer_group: str = "taskstream-appliers"
+    publish_timeout_s: float = Field(default=5.0, gt=0)
+    linger_ms: int = Field(default=2, ge=0)
+    max_batch_size: int = Field(default=500, ge=1)
+    max_batch_wait_ms: int = Field(default=50, ge=0)
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+class RabbitSettings(BaseModel):
+    url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    events_exchange: str = "taskstream.events"
+    prefetch: int = Field(default=200, ge=1)
+    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_base_delay_ms: int = Field(default=1000, ge=10)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class AuthSettings(BaseModel):
+    jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"] = "HS256"
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    access_token_ttl_s: int = Field(default=900, ge=30)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    leeway_s: int = Field(default=10, ge=0)
+    issuer: str = "taskstream"
+
+
+class RateLimitSettings(BaseModel):
+    enabled: bool = True
+    member: str = "1000/second"
+    admin: str = "5000/second"
+    anonymous: str = "60/minute"
+    login: str = "10/minute"
+    registration: str = "20/hour"
+    redis_unavailable_policy: Literal["local", "allow", "deny"] = "local"
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    batch_max_items: int = Field(default=1000, ge=1)
+    page_limit_max: int = Field(default=200, ge=1)
+    command_wait_max_s: float = Field(default=30.0, ge=0)
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+
+
+class SmtpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 1025
+    use_tls: bool = False
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "taskstream@localhost"
+    timeout_s: float = 10.0
+
+
+class InfraSettings(BaseModel):
+    state_dir: Path = Path(".taskstream")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TASKSTREAM_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+    db: DatabaseSettings = DatabaseSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    rabbit: RabbitSettings = RabbitSettings()
+    auth: AuthSettings = AuthSettings()
+    limits: RateLimitSettings = RateLimitSettings()
+    api: ApiSettings = ApiSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    infra: InfraSettings = InfraSettings()
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment == "production":
+            secret = self.auth.jwt_secret.get_secret_value()
+            uses_hmac = self.auth.jwt_algorithm.startswith("HS")
+            if uses_hmac and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
+                raise ValueError(
+                    "TASKSTREAM_AUTH__JWT_SECRET must be set to a random value of at least "
+                    "32 characters outside development"
+                )
+        if self.auth.jwt_algorithm.startswith("RS") and not (
+            self.auth.jwt_private_key_file and self.auth.jwt_public_key_file
+        ):
+            raise ValueError(
+                "RS* algorithms need TASKSTREAM_AUTH__JWT_PRIVATE_KEY_FILE and _PUBLIC"
+            )
+        return self
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``TASKSTREAM_*`` variables, for child processes."""
+        env: dict[str, str] = {}
+        for section, value in self:
+            if isinstance(value, BaseModel):
+                for field, inner in value:
+                    if inner is not None:
+                        env[f"TASKSTREAM_{section.upper()}__{field.upper()}"] = _env_value(inner)
+            elif value is not None:
+                env[f"TASKSTREAM_{section.upper()}"] = _env_value(value)
+        return env
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded and validated once."""
+    return Settings()

@@ -1,0 +1,108 @@
+"""Shared fixtures. Integration fixtures talk to the real services brought up by `make test`
+(`taskstream infra up`); each test session gets its own database, topics and consumer group,
+so concurrent runs never share state."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from taskstream.db import create_engine, create_session_factory
+from taskstream.infra.probes import asyncpg_dsn, probe_all
+from taskstream.infra.topics import ensure_topics
+from taskstream.settings import DatabaseSettings, KafkaSettings, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for this test session: own database, topics, group; real services."""
+    base = Settings(environment="test")
+    db = DatabaseSettings(url=base.db.with_database(f"taskstream_test_{RUN_ID}"), pool_size=5)
+    kafka = base.kafka.model_copy(
+        update={
+            "task_commands_topic": f"task-commands-{RUN_ID}",
+            "task_commands_dlq_topic": f"task-commands-{RUN_ID}.dlq",
+            "task_events_topic": f"task-events-{RUN_ID}",
+            "consumer_group": f"taskstream-test-{RUN_ID}",
+            "partitions": 4,
+        }
+    )
+    rabbit = base.rabbit.model_copy(update={"events_exchange": f"taskstream.events.{RUN_ID}"})
+    infra = base.infra.model_copy(update={"state_dir": ROOT / ".taskstream"})
+    values = {"db": db, "kafka": kafka, "rabbit": rabbit, "infra": infra, **overrides}
+    return base.model_copy(update=values)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture(scope="session")
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment for child processes (`taskstream ...`) that must see the same settings."""
+    return {**os.environ, **settings.as_env()}
+
+
+@pytest.fixture(scope="session")
+async def services_up(settings: Settings) -> None:
+    """Fail loudly (never skip) when a real service is missing: run `make test`."""
+    results = await probe_all(settings)
+    down = {name: r.detail for name, r in results.items() if not r.ok}
+    if down:
+        pytest.fail(f"services not reachable: {down}; run `taskstream infra up` (make test does)")
+
+
+@pytest.fixture(scope="session")
+async def database(settings: Settings, services_up: None) -> AsyncIterator[str]:
+    """A fresh database built by `alembic upgrade head`, dropped after the session."""
+    name = settings.db.database_name
+    admin = await asyncpg.connect(asyncpg_dsn(settings.db.url, "postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    env = {**os.environ, "TASKSTREAM_DB__URL": settings.db.url}
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    yield settings.db.url
+    admin = await asyncpg.connect(asyncpg_dsn(settings.db.url, "postgres"))
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def topics(settings: Settings, services_up: None) -> KafkaSettings:
+    await ensure_topics(settings.kafka)
+    return settings.kafka
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings, database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings.db)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
+
+
+@pytest.fixture
+async def session(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with session_factory() as session:
+        yield session

@@ -1,0 +1,1 @@
+"""RabbitMQ workers and the outbox relay."""
