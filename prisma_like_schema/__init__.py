@@ -1,0 +1,1 @@
+"""The readable data model and its agreement check with the SQLAlchemy models."""
