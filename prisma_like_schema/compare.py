@@ -127,6 +127,21 @@ def _prisma_type(base: str, is_list: bool, attrs: dict[str, str], enums: dict[st
     return kind + ("[]" if is_list else "")
 
 
+def _block_attributes(table: Table, model: str, line: str) -> None:
+    for attr, args in _attributes(line):
+        cols = _list(args)
+        if attr == "@@id":
+            table.primary_key = cols
+        elif attr == "@@unique":
+            table.uniques.add(cols)
+        elif attr == "@@index":
+            table.indexes.add(cols)
+            if mapped := _named(args, "map"):
+                table.named_indexes.add(mapped)
+        elif attr != "@@map":
+            raise PrismaSyntaxError(f"{model}: unsupported {attr}")
+
+
 def parse_prisma(text: str) -> Schema:
     """Parse the schema file into tables keyed by their mapped (SQL) name."""
     text = _strip_comments(text)
@@ -154,18 +169,7 @@ def parse_prisma(text: str) -> Schema:
             if not line:
                 continue
             if line.startswith("@@"):
-                for attr, args in _attributes(line):
-                    cols = _list(args)
-                    if attr == "@@id":
-                        table.primary_key = cols
-                    elif attr == "@@unique":
-                        table.uniques.add(cols)
-                    elif attr == "@@index":
-                        table.indexes.add(cols)
-                        if mapped := _named(args, "map"):
-                            table.named_indexes.add(mapped)
-                    elif attr != "@@map":
-                        raise PrismaSyntaxError(f"{name}: unsupported {attr}")
+                _block_attributes(table, name, line)
                 continue
             match = re.match(r"(\w+)\s+(\w+)(\[\])?(\?)?\s*(.*)$", line)
             if match is None:

@@ -109,7 +109,9 @@ class UnknownCommandError(ValueError):
 
 _json_encoder = msgspec.json.Encoder()
 _envelope_decoder = msgspec.json.Decoder(CommandEnvelope)
-_payload_decoders = {key: msgspec.json.Decoder(cls) for key, cls in COMMAND_TYPES.items()}
+_payload_decoders: dict[tuple[str, int], msgspec.json.Decoder[Any]] = {
+    key: msgspec.json.Decoder(cls) for key, cls in COMMAND_TYPES.items()
+}
 
 
 def new_command(
@@ -177,9 +179,9 @@ class DomainEvent(WireStruct):
 
     event_id: uuid.UUID
     type: str
-    version: int = EVENT_VERSION
     occurred_at: datetime
     aggregate_id: uuid.UUID
+    version: int = EVENT_VERSION
     actor_id: uuid.UUID | None = None
     project_id: uuid.UUID | None = None
     trace_id: str | None = None

@@ -1,4 +1,4 @@
-"""`taskstream api` serves the HTTP API; `taskstream run` runs the whole system in the foreground."""
+"""`taskstream api` serves the HTTP API; `taskstream run` runs the whole system."""
 
 from __future__ import annotations
 

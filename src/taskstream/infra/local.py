@@ -84,7 +84,9 @@ def _spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int
 def start_local(name: str, endpoint: Endpoint, state: Path) -> dict[str, object]:
     """Start ``name`` listening on ``endpoint``; returns how to stop it. Raises when impossible."""
     if endpoint.host not in LOCAL_HOSTS:
-        raise MissingServiceError(name, endpoint, "not a local address, so it cannot be started here")
+        raise MissingServiceError(
+            name, endpoint, "not a local address, so it cannot be started here"
+        )
     if name == "kafka":
         binary = tansu_binary()
         if not binary.exists():

@@ -58,10 +58,10 @@ def asyncpg_dsn(sqlalchemy_url: str, database: str | None = None) -> str:
     return dsn
 
 
-async def tcp_open(endpoint: Endpoint, timeout: float = 1.0) -> bool:
+async def tcp_open(endpoint: Endpoint, connect_timeout_s: float = 1.0) -> bool:
     try:
         _, writer = await asyncio.wait_for(
-            asyncio.open_connection(endpoint.host, endpoint.port), timeout
+            asyncio.open_connection(endpoint.host, endpoint.port), connect_timeout_s
         )
     except (OSError, TimeoutError):
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -39,10 +40,9 @@ async def ensure_topics(
                 NewTopic(n, partitions or settings.partitions, settings.replication_factor)
                 for n in missing
             ]
-            try:
+            # Created concurrently by another process: that is what we wanted.
+            with suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another process: that is what we wanted
         return missing
     finally:
         await admin.close()
