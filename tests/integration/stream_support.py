@@ -1,0 +1,174 @@
+"""Helpers for the stream-consumer tests (issue 4): seed data, build commands, read outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from taskstream.enums import ProjectRole, UserRole
+from taskstream.infra.probes import asyncpg_dsn
+from taskstream.messages import (
+    Actor,
+    CommandPayload,
+    CreateTask,
+    TaskCommand,
+    encode_command,
+    new_command,
+)
+from taskstream.tasks.repository import COMMANDS_CHANNEL
+from tests.conftest import ROOT
+
+
+@dataclass
+class Team:
+    """A project with an owner, two members and a viewer."""
+
+    project_id: uuid.UUID
+    owner: uuid.UUID
+    members: list[uuid.UUID]
+    viewer: uuid.UUID
+    outsider: uuid.UUID
+
+    def actor(self, user: uuid.UUID | None = None) -> Actor:
+        return Actor(user_id=user or self.owner, role=UserRole.MEMBER)
+
+
+async def seed_team(dsn: str) -> Team:
+    conn = await asyncpg.connect(dsn)
+    try:
+        users = [uuid.uuid4() for _ in range(5)]
+        await conn.executemany(
+            "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, 'x')",
+            [(u, f"{u}@example.com", f"user {u.hex[:6]}") for u in users],
+        )
+        project = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO projects (id, name, owner_id) VALUES ($1, 'p', $2)", project, users[0]
+        )
+        roles = [ProjectRole.OWNER, ProjectRole.MEMBER, ProjectRole.MEMBER, ProjectRole.VIEWER]
+        await conn.executemany(
+            "INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, $3)",
+            [(project, u, r.value) for u, r in zip(users, roles, strict=False)],
+        )
+    finally:
+        await conn.close()
+    return Team(project, users[0], users[1:3], users[3], users[4])
+
+
+def create_command(team: Team, title: str = "a task", **fields: object) -> TaskCommand:
+    payload = CreateTask(project_id=team.project_id, title=title, **fields)  # type: ignore[arg-type]
+    return new_command(payload, actor=team.actor(), task_id=uuid.uuid4())
+
+
+def command_on(
+    team: Team, task_id: uuid.UUID, payload: CommandPayload, user: uuid.UUID | None = None
+) -> TaskCommand:
+    return new_command(payload, actor=team.actor(user), task_id=task_id)
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+) -> None:
+    """Send (key, value, headers) with acks=all and wait for every ack."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def as_message(command: TaskCommand) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    trace = [("x-trace-id", uuid.uuid4().hex.encode())]
+    return str(command.task_id).encode(), encode_command(command), trace
+
+
+async def wait_for(
+    dsn: str,
+    condition: Callable[[asyncpg.Connection], Awaitable[bool]],
+    timeout: float,
+    what: str = "condition",
+) -> None:
+    """Wait until ``condition`` holds, woken by the consumers' NOTIFY (not by sleeping)."""
+    conn = await asyncpg.connect(dsn)
+    woken = asyncio.Event()
+    await conn.add_listener(COMMANDS_CHANNEL, lambda *_: woken.set())
+    deadline = time.monotonic() + timeout
+    try:
+        while not await condition(conn):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            woken.clear()
+            # The bounded wait only covers wake-ups that cannot notify (a DLQ, a restart).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), min(remaining, 1.0))
+    finally:
+        await conn.close()
+
+
+async def count_statuses(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM command_statuses"))
+
+
+@dataclass
+class ConsumerProcess:
+    """A real `taskstream consume` child process."""
+
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    exits: list[int] = field(default_factory=list)
+
+    def start(self) -> ConsumerProcess:
+        out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "taskstream", "consume"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        out.close()
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.exits.append(self.process.wait(10))
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        self.exits.append(code)
+        return code
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def consumer_env(base: dict[str, str], **overrides: str) -> dict[str, str]:
+    env = dict(base)
+    env.setdefault("TASKSTREAM_KAFKA__SESSION_TIMEOUT_MS", "6000")
+    env.update({f"TASKSTREAM_{k.upper()}": v for k, v in overrides.items()})
+    return env
+
+
+def dsn_of(url: str) -> str:
+    return asyncpg_dsn(url)
