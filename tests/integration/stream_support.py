@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import signal
@@ -16,8 +17,10 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from consumers.lag import group_lag
 from taskstream.enums import ProjectRole, UserRole
 from taskstream.infra.probes import asyncpg_dsn
+from taskstream.infra.topics import ensure_topics
 from taskstream.messages import (
     Actor,
     CommandPayload,
@@ -26,6 +29,7 @@ from taskstream.messages import (
     encode_command,
     new_command,
 )
+from taskstream.settings import KafkaSettings, Settings
 from taskstream.tasks.repository import COMMANDS_CHANNEL
 from tests.conftest import ROOT
 
@@ -172,3 +176,102 @@ def consumer_env(base: dict[str, str], **overrides: str) -> dict[str, str]:
 
 def dsn_of(url: str) -> str:
     return asyncpg_dsn(url)
+
+
+def _partitions_assigned(self: ConsumerProcess) -> list[list[int]]:
+    """Every assignment the process logged, oldest first."""
+    found = []
+    for line in self.log.read_text().splitlines():
+        if "partitions assigned: " in line:
+            found.append(ast.literal_eval(line.split("partitions assigned: ", 1)[1]))
+    return found
+
+
+ConsumerProcess.partitions_assigned = _partitions_assigned  # type: ignore[attr-defined]
+
+
+@dataclass
+class Lane:
+    """Own topics and consumer group for one test, on the session's database."""
+
+    kafka: KafkaSettings
+    env: dict[str, str]
+    dsn: str
+
+    @classmethod
+    async def create(
+        cls, settings: Settings, settings_env: dict[str, str], database_url: str, **env: str
+    ) -> Lane:
+        suffix = uuid.uuid4().hex[:8]
+        kafka = settings.kafka.model_copy(
+            update={
+                "task_commands_topic": f"{settings.kafka.task_commands_topic}-{suffix}",
+                "task_commands_dlq_topic": f"{settings.kafka.task_commands_topic}-{suffix}.dlq",
+                "consumer_group": f"{settings.kafka.consumer_group}-{suffix}",
+            }
+        )
+        await ensure_topics(kafka, [kafka.task_commands_topic, kafka.task_commands_dlq_topic])
+        child_env = {
+            **settings_env,
+            "TASKSTREAM_DB__URL": database_url,
+            "TASKSTREAM_KAFKA__TASK_COMMANDS_TOPIC": kafka.task_commands_topic,
+            "TASKSTREAM_KAFKA__TASK_COMMANDS_DLQ_TOPIC": kafka.task_commands_dlq_topic,
+            "TASKSTREAM_KAFKA__CONSUMER_GROUP": kafka.consumer_group,
+            "TASKSTREAM_KAFKA__SESSION_TIMEOUT_MS": "6000",
+            **env,
+        }
+        return cls(kafka, child_env, asyncpg_dsn(database_url))
+
+    def settled(
+        self, ids: list[uuid.UUID], expected: int
+    ) -> Callable[[asyncpg.Connection], Awaitable[bool]]:
+        async def condition(conn: asyncpg.Connection) -> bool:
+            n = await conn.fetchval(
+                "SELECT count(*) FROM command_statuses WHERE command_id = ANY($1)", ids
+            )
+            return int(n) >= expected
+
+        return condition
+
+    def cli(self, *args: str, check: bool = True) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "taskstream", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check:
+            assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    async def assert_exactly_once(self, creates: list[TaskCommand]) -> None:
+        """Sets, not counts: every create made its task, with exactly one audit row."""
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            task_ids = [c.task_id for c in creates]
+            found = await conn.fetch("SELECT id FROM tasks WHERE id = ANY($1)", task_ids)
+            assert {r["id"] for r in found} == set(task_ids)
+            audit = await conn.fetch(
+                "SELECT command_id, count(*) AS n FROM task_events WHERE task_id = ANY($1) "
+                "GROUP BY command_id",
+                task_ids,
+            )
+            assert {r["command_id"] for r in audit} == {c.command_id for c in creates}
+            doubled = [r["command_id"] for r in audit if r["n"] != 1]
+            assert doubled == []
+        finally:
+            await conn.close()
+
+
+async def wait_for_zero_lag(kafka: KafkaSettings, timeout: float) -> None:
+    """The group committed everything (commits follow the DB commit by a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report = await group_lag(kafka, timeout_s=10)
+        if report.total == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"lag still {report.total}: {report.partitions}")
+        await asyncio.sleep(0.3)

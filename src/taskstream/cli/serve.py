@@ -13,7 +13,7 @@ import click
 from taskstream.settings import get_settings
 
 # Every long-running process `taskstream run` supervises: one `taskstream <argv>` each.
-RUN_COMPONENTS: list[list[str]] = [["api"]]
+RUN_COMPONENTS: list[list[str]] = [["api"], ["consume"], ["relay"], ["work"]]
 
 
 @click.command("api")

@@ -1,0 +1,271 @@
+"""The task-command applier: one member of the consumer group that applies `task-commands`.
+
+Delivery semantics, stated once and enforced here:
+
+* offsets are committed only after the batch's database transaction committed (or its poison
+  messages were acknowledged by the dead-letter topic), and only for partitions this member
+  still owns; a crash anywhere before the commit means redelivery, which the inbox absorbs;
+* a database error is retried with backoff, holding the batch: nothing later is applied or
+  committed past a command that is not durably applied, rejected or dead-lettered;
+* a command the database refuses for its data (a value out of range) is isolated by splitting
+  the batch and recorded as rejected, so one bad command never blocks its partition.
+
+Why aiokafka directly rather than a FastStream subscriber: FastStream's manual ack on a batch
+is ``consumer.commit()`` without offsets, i.e. "everything fetched so far on every partition",
+and its loop moves on to the next batch when the handler raises, so a later ack would commit
+past a batch that was never applied. It also gives no hook to let the in-flight batch finish
+when partitions are revoked. Here the commit names exact offsets per partition, the loop holds
+a failing batch until it is durable, and the rebalance listener waits for the batch in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from taskstream.db import create_engine, create_session_factory, transaction
+from taskstream.infra.topics import ensure_topics
+from taskstream.messages import TRACE_ID_HEADER, UnknownCommandError, decode_command
+from taskstream.settings import Settings
+from taskstream.tasks.apply import InboundCommand, apply_task_commands, reject_undeliverable
+
+log = logging.getLogger("taskstream.consumers.task_commands")
+
+POISON_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnknownCommandError)
+# The database refused these rows for what they contain: retrying the same batch cannot help,
+# so the batch is split until the offending command is alone and then rejected on its own.
+DATA_ERRORS = (sa_exc.DataError, sa_exc.IntegrityError)
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+# After SIGTERM a batch that still cannot be applied is abandoned (uncommitted) after this long.
+STOP_GRACE_S = 10.0
+Record = ConsumerRecord[bytes, bytes]
+
+
+class StopRequestedError(Exception):
+    """Shutting down while the in-flight batch is not durable: leave it uncommitted."""
+
+
+def dead_letter_headers(record: Record, error: Exception) -> list[tuple[str, bytes]]:
+    """The original headers plus what failed, where the message came from and when."""
+    extra = {
+        "x-error": f"{type(error).__name__}: {error}"[:1000],
+        "x-original-topic": record.topic,
+        "x-original-partition": str(record.partition),
+        "x-original-offset": str(record.offset),
+        "x-failed-at": datetime.now(UTC).isoformat(),
+    }
+    return [*(record.headers or ()), *((k, v.encode()) for k, v in extra.items())]
+
+
+class _FinishInFlightOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Revocation waits (bounded) for the batch in flight, so it commits while still owned."""
+
+    def __init__(self, applier: TaskCommandApplier) -> None:
+        self.applier = applier
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if not revoked:
+            return
+        try:
+            await asyncio.wait_for(self.applier.idle.wait(), self.applier.revoke_wait_s)
+        except TimeoutError:
+            log.warning("batch still in flight at revocation; its offsets will not be committed")
+        log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+
+
+class TaskCommandApplier:
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kafka = settings.kafka
+        self.session_factory = session_factory
+        self.stop = stop or asyncio.Event()
+        self._stop_seen: float | None = None
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.revoke_wait_s = self.kafka.session_timeout_ms / 1000
+        self.totals = {"applied": 0, "rejected": 0, "duplicates": 0, "dead_lettered": 0}
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            group_id=self.kafka.consumer_group,  # explicit group: offsets live in the broker
+            client_id="taskstream-applier",
+            enable_auto_commit=False,  # we commit explicit offsets after the DB commit
+            auto_offset_reset="earliest",  # a new group must not skip accepted commands
+            session_timeout_ms=self.kafka.session_timeout_ms,
+            heartbeat_interval_ms=max(300, self.kafka.session_timeout_ms // 3),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            client_id="taskstream-applier-dlq",
+            acks="all",  # a dead letter must be durable before we commit past it
+            enable_idempotence=False,  # tansu has no idempotent producer
+            linger_ms=self.kafka.linger_ms,
+            max_request_size=8 * 1024 * 1024,
+        )
+
+    async def run(self) -> None:
+        """Consume until ``stop`` is set; the in-flight batch is finished and committed."""
+        await ensure_topics(
+            self.kafka, [self.kafka.task_commands_topic, self.kafka.task_commands_dlq_topic]
+        )
+        await self.producer.start()
+        self.consumer.subscribe(
+            [self.kafka.task_commands_topic], listener=_FinishInFlightOnRevoke(self)
+        )
+        await self.consumer.start()
+        log.info("consuming %s as %s", self.kafka.task_commands_topic, self.kafka.consumer_group)
+        last_report = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                batch = await self.consumer.getmany(
+                    timeout_ms=self.kafka.max_batch_wait_ms or 1,
+                    max_records=self.kafka.max_batch_size,
+                )
+                if batch:
+                    self.idle.clear()
+                    try:
+                        await self._process(batch)
+                    except StopRequestedError:
+                        log.warning("stopping with an undurable batch: left uncommitted")
+                        break
+                    finally:
+                        self.idle.set()
+                if time.monotonic() - last_report > 10:
+                    log.info("totals %s", self.totals)
+                    last_report = time.monotonic()
+        finally:
+            # stop() leaves the group at once (no session-timeout wait for the others) and,
+            # with auto-commit off, commits nothing.
+            await self.consumer.stop()
+            await self.producer.stop()
+            log.info("stopped; totals %s", self.totals)
+
+    async def _process(self, batch: dict[TopicPartition, list[Record]]) -> None:
+        inbound: list[InboundCommand] = []
+        poison: list[tuple[Record, Exception]] = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    command = decode_command(record.value or b"")
+                except POISON_ERRORS as error:
+                    poison.append((record, error))
+                    continue
+                trace = dict(record.headers or ()).get(TRACE_ID_HEADER)
+                inbound.append(
+                    InboundCommand(
+                        command,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        trace.decode(errors="replace") if trace else None,
+                    )
+                )
+        if poison:
+            await self._until_durable(lambda: self._dead_letter(poison))
+        if inbound:
+            await self._until_durable(lambda: self._apply(inbound))
+        await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+    async def _until_durable(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step`` until it succeeds; never skip. Gives up only when asked to stop."""
+        attempt = 0
+        while True:
+            try:
+                await step()
+                return
+            except Exception as error:
+                if self.stop.is_set() and self._stop_grace_over():
+                    raise StopRequestedError from error
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                log.warning("batch not durable yet (%s); retrying in %.1fs", error, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    def _stop_grace_over(self) -> bool:
+        if self._stop_seen is None:
+            self._stop_seen = time.monotonic()
+        return time.monotonic() - self._stop_seen > STOP_GRACE_S
+
+    async def _apply(self, inbound: list[InboundCommand]) -> None:
+        try:
+            async with transaction(self.session_factory) as session:
+                result = await apply_task_commands(session, inbound)
+        except DATA_ERRORS as error:
+            if len(inbound) == 1:
+                await self._reject_alone(inbound[0], error)
+                return
+            half = len(inbound) // 2  # halves in order keep per-task offset order
+            await self._apply(inbound[:half])
+            await self._apply(inbound[half:])
+            return
+        self.totals["applied"] += len(result.applied)
+        self.totals["rejected"] += len(result.rejected)
+        self.totals["duplicates"] += result.duplicates
+
+    async def _reject_alone(self, item: InboundCommand, error: Exception) -> None:
+        log.error("command %s refused by the database: %s", item.command.command_id, error)
+        reason = f"the command could not be stored: {type(error.__cause__ or error).__name__}"
+        async with transaction(self.session_factory) as session:
+            if await reject_undeliverable(session, item, reason):
+                self.totals["rejected"] += 1
+
+    async def _dead_letter(self, poison: list[tuple[Record, Exception]]) -> None:
+        topic = self.kafka.task_commands_dlq_topic
+        sends = [
+            await self.producer.send(
+                topic,
+                value=record.value,
+                key=record.key,
+                headers=dead_letter_headers(record, error),
+            )
+            for record, error in poison
+        ]
+        await asyncio.gather(*sends)  # every dead letter acked (acks=all) before the commit
+        for record, error in poison:
+            log.warning(
+                "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error
+            )
+        self.totals["dead_lettered"] += len(poison)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        owned = self.consumer.assignment()
+        mine = {tp: offset for tp, offset in offsets.items() if tp in owned}
+        if not mine:
+            return
+        try:
+            await self.consumer.commit(mine)
+        except (CommitFailedError, IllegalStateError) as error:
+            # The group rebalanced under us: the new owner re-reads from the last commit and
+            # the inbox turns the redelivery into duplicates. Nothing is lost.
+            log.warning("offset commit refused after a rebalance: %s", error)
+        except KafkaError as error:
+            log.warning("offset commit failed (%s); the batch will be redelivered", error)
+
+
+async def run_applier(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run one applier until ``stop`` is set (or the task is cancelled)."""
+    engine = create_engine(settings.db, pool_size=2, max_overflow=2)
+    applier = TaskCommandApplier(settings, create_session_factory(engine), stop)
+    try:
+        await applier.run()
+    finally:
+        await engine.dispose()

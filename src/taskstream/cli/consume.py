@@ -1,0 +1,58 @@
+"""`taskstream consume`: run one task-command applier (scale by starting more, up to the
+partition count); `taskstream consumers lag`: where the group stands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import click
+
+from taskstream.settings import get_settings
+
+
+@click.command("consume")
+def consume() -> None:
+    """Apply task commands from Kafka to PostgreSQL until SIGTERM/SIGINT."""
+    from consumers.task_commands import run_applier  # noqa: PLC0415 - heavy imports
+
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)  # finish the batch, commit, leave the group
+        await run_applier(settings, stop)
+
+    asyncio.run(main())
+
+
+@click.group("consumers")
+def consumers_group() -> None:
+    """Inspect the task-command consumer group."""
+
+
+@consumers_group.command("lag")
+@click.option("--timeout", type=float, default=10.0, show_default=True)
+def lag(timeout: float) -> None:
+    """Committed offset, end offset and lag per partition of the consumer group."""
+    from consumers.lag import group_lag  # noqa: PLC0415
+
+    settings = get_settings()
+    report = asyncio.run(group_lag(settings.kafka, timeout))
+    click.echo(f"group {report.group}  topic {report.topic}")
+    click.echo(f"{'partition':>9} {'committed':>12} {'end':>12} {'lag':>10}")
+    for row in report.partitions:
+        committed = "-" if row.committed is None else str(row.committed)
+        click.echo(f"{row.partition:>9} {committed:>12} {row.end:>12} {row.lag:>10}")
+    click.echo(f"{'total':>9} {'':>12} {'':>12} {report.total:>10}")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(consume)
+    main.add_command(consumers_group)
