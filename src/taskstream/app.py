@@ -1,18 +1,169 @@
-"""The Litestar application factory."""
+"""The Litestar application factory and the resources it owns for its lifetime."""
 
 from __future__ import annotations
 
-from litestar import Litestar
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
 
+from litestar import Litestar, post
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_415_UNSUPPORTED_MEDIA_TYPE
+from litestar.types import ASGIApp, Receive, Scope, Send
+from redis.asyncio import Redis
+
+from taskstream.auth.endpoints import AuthController, UsersController
+from taskstream.auth.middleware import JWTAuthMiddleware, UserStatusCache
+from taskstream.auth.tokens import TokenCodec
+from taskstream.db import create_engine, create_session_factory
+from taskstream.dependencies import DEPENDENCIES
 from taskstream.health import HealthController
+from taskstream.idempotency import IdempotencyMiddleware
+from taskstream.kafka import CommandPublisher
+from taskstream.problems import EXCEPTION_HANDLERS
+from taskstream.projects.access import ProjectAccessCache
+from taskstream.projects.endpoints import ProjectController
+from taskstream.ratelimit import RateLimiter, RateLimitMiddleware
 from taskstream.settings import Settings, get_settings
+from taskstream.tasks.commands import CommandGateway
+from taskstream.tasks.endpoints import TaskController
+
+logger = logging.getLogger(__name__)
+
+REDIS_TIMEOUT_S = 1.0
+# Routes anyone may call; everything else needs a bearer token.
+PUBLIC_PATHS = ["^/schema", "^/health$", "^/bench/"]
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Open the database pool, Redis and the shared Kafka producer; close them on shutdown."""
+    settings: Settings = app.state.settings
+    engine = create_engine(settings.db)
+    session_factory = create_session_factory(engine)
+    redis = Redis.from_url(
+        settings.redis.url,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        max_connections=256,
+    )
+    publisher = CommandPublisher(settings.kafka)
+    await publisher.start()
+    limiter = RateLimiter(settings.limits, settings.redis.url)
+    access = ProjectAccessCache(session_factory)
+    app.state.update(
+        engine=engine,
+        session_factory=session_factory,
+        redis=redis,
+        publisher=publisher,
+        rate_limiter=limiter,
+        token_codec=TokenCodec(settings.auth),
+        user_status=UserStatusCache(session_factory),
+        project_access=access,
+        commands=CommandGateway(
+            publisher, redis, access, session_factory, settings.api.idempotency_ttl_s
+        ),
+    )
+    try:
+        yield
+    finally:
+        await publisher.stop()
+        await limiter.close()
+        await redis.aclose()
+        await engine.dispose()
+
+
+class JsonContentTypeMiddleware:
+    """415 for a request body that is not JSON (litestar would try to parse it anyway)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = cast(dict[str, Any], scope).get("method")
+        if scope["type"] == "http" and method in ("POST", "PUT", "PATCH"):
+            headers = dict(scope["headers"])
+            has_body = headers.get(b"content-length", b"0") != b"0" or (
+                b"transfer-encoding" in headers
+            )
+            media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            is_json = media_type == b"application/json" or media_type.endswith(b"+json")
+            if has_body and not is_json:
+                raise HTTPException(
+                    status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                    detail="Send the request body as application/json",
+                )
+        await self.app(scope, receive, send)
+
+
+@post(
+    "/bench/noop",
+    operation_id="benchNoop",
+    status_code=HTTP_202_ACCEPTED,
+    exclude_from_auth=True,
+    security=[{}],
+    opt={"rate_limit": None},
+    include_in_schema=False,
+)
+async def bench_noop() -> dict[str, str]:
+    """The benchmark's ceiling: the same server answering 202 without doing anything."""
+    return {"status": "accepted"}
+
+
+def create_app(settings: Settings | None = None, *, bench_routes: bool = False) -> Litestar:
     """Build the API; resources are opened on startup and closed on shutdown."""
     settings = settings or get_settings()
+    handlers: list[Any] = [
+        HealthController,
+        AuthController,
+        UsersController,
+        ProjectController,
+        TaskController,
+    ]
+    if bench_routes:
+        handlers.append(bench_noop)
     return Litestar(
-        route_handlers=[HealthController],
-        state=None,
-        on_startup=[lambda app: setattr(app.state, "settings", settings)],
+        route_handlers=handlers,
+        state=State({"settings": settings}),
+        lifespan=[lifespan],
+        dependencies=DEPENDENCIES,
+        middleware=[
+            DefineMiddleware(JWTAuthMiddleware, exclude=PUBLIC_PATHS),
+            RateLimitMiddleware,
+            JsonContentTypeMiddleware,
+            IdempotencyMiddleware,
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.api.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="taskstream",
+            version="1.0.0",
+            description="High-volume task ingestion: commands are accepted (202) once the "
+            "broker has them and applied asynchronously. Errors are RFC 9457 problem+json.",
+            path="/schema",
+            use_handler_docstrings=True,
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+            security=[{"BearerToken": []}],
+        ),
+        on_app_init=[_log_config],
+        debug=False,
     )
+
+
+def create_bench_app() -> Litestar:
+    """The app plus the unauthenticated ``POST /bench/noop`` ceiling (benchmarks only)."""
+    return create_app(bench_routes=True)
+
+
+def _log_config(config: AppConfig) -> AppConfig:
+    return config

@@ -1,0 +1,143 @@
+"""Auth routes: register, login, refresh, logout, and the caller's profile."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskstream.auth import service
+from taskstream.auth.principal import Principal
+from taskstream.auth.schemas import (
+    LoginRequest,
+    LogoutRequest,
+    RefreshRequest,
+    RegisterRequest,
+    TokenResponse,
+    UserResponse,
+)
+from taskstream.problems import problem_responses
+
+
+def _token_response(pair: service.TokenPair) -> TokenResponse:
+    return TokenResponse(
+        token=pair.access_token,
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+    )
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["auth"]
+
+    @post(
+        "/register",
+        operation_id="register",
+        status_code=HTTP_201_CREATED,
+        exclude_from_auth=True,
+        security=[{}],
+        opt={"rate_limit": "registration"},
+        responses=problem_responses(409),
+    )
+    async def register(
+        self,
+        *,
+        data: JSONBody[RegisterRequest],
+        db_session: NamedDependency[AsyncSession],
+        trace_id: NamedDependency[str],
+    ) -> UserResponse:
+        """Create an account and its personal project."""
+        registered = await service.register_user(
+            db_session, data.name, data.email, data.password, trace_id
+        )
+        user = registered.user
+        return UserResponse(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            role=user.role,
+            personal_project_id=registered.personal_project_id,
+        )
+
+    @post(
+        "/login",
+        operation_id="login",
+        status_code=HTTP_200_OK,
+        exclude_from_auth=True,
+        security=[{}],
+        opt={"rate_limit": "login"},
+        responses=problem_responses(),
+    )
+    async def login(
+        self,
+        *,
+        data: JSONBody[LoginRequest],
+        db_session: NamedDependency[AsyncSession],
+        state: State,
+    ) -> TokenResponse:
+        """Exchange email and password for an access and a refresh token."""
+        # Per account as well as per IP: a password-spraying botnet has many IPs.
+        await state.rate_limiter.check("login", f"account:{data.email.strip().lower()}")
+        pair = await service.login(db_session, state.token_codec, data.email, data.password)
+        return _token_response(pair)
+
+    @post(
+        "/refresh",
+        operation_id="refreshToken",
+        status_code=HTTP_200_OK,
+        exclude_from_auth=True,
+        security=[{}],
+        opt={"rate_limit": "login"},
+        responses=problem_responses(),
+    )
+    async def refresh(
+        self,
+        *,
+        data: JSONBody[RefreshRequest],
+        db_session: NamedDependency[AsyncSession],
+        state: State,
+    ) -> TokenResponse:
+        """Rotate a refresh token; reusing an old one revokes the whole session family."""
+        pair = await service.refresh(db_session, state.token_codec, data.refresh_token)
+        return _token_response(pair)
+
+    @post(
+        "/logout",
+        operation_id="logout",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problem_responses(),
+    )
+    async def logout(
+        self,
+        *,
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+        data: JSONBody[LogoutRequest | None] = None,
+    ) -> None:
+        """Revoke the given refresh token's session (or all of the caller's sessions)."""
+        token = data.refresh_token if data is not None else None
+        await service.logout(db_session, current_user.user_id, token)
+
+
+class UsersController(Controller):
+    path = "/users"
+    tags = ["users"]
+
+    @get("/me", operation_id="getCurrentUser", responses=problem_responses())
+    async def me(
+        self, *, current_user: NamedDependency[Principal], db_session: NamedDependency[AsyncSession]
+    ) -> UserResponse:
+        """The caller's profile and personal project."""
+        me = await service.get_me(db_session, current_user.user_id)
+        return UserResponse(
+            id=me.user.id,
+            email=me.user.email,
+            name=me.user.name,
+            role=me.user.role,
+            personal_project_id=me.personal_project_id,
+        )

@@ -1,0 +1,98 @@
+"""All SQL for users and refresh sessions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskstream.auth.models import RefreshSession, User
+from taskstream.enums import UserRole
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> UserRepository:
+        return cls(session)
+
+    async def get_active(self, user_id: uuid.UUID) -> User | None:
+        stmt = select(User).where(User.id == user_id, User.deleted_at.is_(None))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def get_active_by_email(self, email: str) -> User | None:
+        stmt = select(User).where(
+            func.lower(User.email) == email.lower(), User.deleted_at.is_(None)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def email_taken(self, email: str) -> bool:
+        stmt = select(User.id).where(func.lower(User.email) == email.lower())
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def active_role(self, user_id: uuid.UUID) -> UserRole | None:
+        """The role of a user that exists and is not deleted; None otherwise."""
+        stmt = select(User.role).where(User.id == user_id, User.deleted_at.is_(None))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def add(self, user: User) -> None:
+        self.session.add(user)
+        await self.session.flush()
+
+
+class RefreshSessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> RefreshSessionRepository:
+        return cls(session)
+
+    async def add(
+        self, user_id: uuid.UUID, family_id: uuid.UUID, token_hash: str, expires_at: datetime
+    ) -> None:
+        self.session.add(
+            RefreshSession(
+                user_id=user_id, family_id=family_id, token_hash=token_hash, expires_at=expires_at
+            )
+        )
+        await self.session.flush()
+
+    async def claim(self, token_hash: str) -> RefreshSession | None:
+        """Mark an unused, unrevoked, unexpired token used, atomically; None if it is not."""
+        stmt = (
+            update(RefreshSession)
+            .where(
+                RefreshSession.token_hash == token_hash,
+                RefreshSession.used_at.is_(None),
+                RefreshSession.revoked_at.is_(None),
+                RefreshSession.expires_at > func.now(),
+            )
+            .values(used_at=func.now())
+            .returning(RefreshSession)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def get_by_hash(self, token_hash: str) -> RefreshSession | None:
+        stmt = select(RefreshSession).where(RefreshSession.token_hash == token_hash)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def revoke_family(self, family_id: uuid.UUID) -> None:
+        stmt = (
+            update(RefreshSession)
+            .where(RefreshSession.family_id == family_id, RefreshSession.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+        )
+        await self.session.execute(stmt)
+
+    async def revoke_all_for_user(self, user_id: uuid.UUID) -> None:
+        stmt = (
+            update(RefreshSession)
+            .where(RefreshSession.user_id == user_id, RefreshSession.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+        )
+        await self.session.execute(stmt)

@@ -1,0 +1,176 @@
+"""Registration, login, refresh-token rotation and logout. No HTTP types here."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskstream.auth.models import User
+from taskstream.auth.passwords import hash_password, verify_password
+from taskstream.auth.repository import RefreshSessionRepository, UserRepository
+from taskstream.auth.tokens import TokenCodec, hash_refresh_token, new_refresh_token
+from taskstream.enums import UserRole
+from taskstream.errors import (
+    ConflictError,
+    FieldError,
+    NotFoundError,
+    UnauthorizedError,
+    ValidationFailedError,
+)
+from taskstream.messages import DomainEvent
+from taskstream.messaging.outbox import OutboxRepository, derived_event_id
+from taskstream.projects.service import create_project
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD_LENGTH = 10
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredUser:
+    user: User
+    personal_project_id: uuid.UUID | None
+
+
+def password_problems(password: str, email: str, name: str) -> list[str]:
+    """Why a password is too weak (empty when it is acceptable)."""
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    if password.isalpha() or password.isdigit():
+        problems.append("must mix letters with digits or symbols")
+    if len(set(password)) < 5:
+        problems.append("must not repeat the same few characters")
+    lowered = password.lower()
+    if lowered in {email.lower(), email.split("@", maxsplit=1)[0].lower(), name.lower()}:
+        problems.append("must not equal your email or name")
+    return problems
+
+
+async def register_user(
+    session: AsyncSession, name: str, email: str, password: str, trace_id: str | None = None
+) -> RegisteredUser:
+    """Create a member with a personal project; ``user.created`` and ``project.created`` go
+    to the outbox in the same transaction. 409 on a taken email, 422 on weak input."""
+    email = email.strip()
+    errors = []
+    if not EMAIL_PATTERN.match(email):
+        errors.append(FieldError("email", "is not a valid email address"))
+    if not name.strip():
+        errors.append(FieldError("name", "must not be blank"))
+    errors += [FieldError("password", p) for p in password_problems(password, email, name)]
+    if errors:
+        raise ValidationFailedError(errors)
+    users = UserRepository.from_session(session)
+    if await users.email_taken(email):
+        raise ConflictError("This email is already registered")
+    user = User(
+        id=uuid.uuid4(),
+        email=email,
+        name=name.strip(),
+        password_hash=await hash_password(password),
+        role=UserRole.MEMBER,
+    )
+    try:
+        await users.add(user)
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise ConflictError("This email is already registered") from exc
+    await OutboxRepository.from_session(session).add(
+        [
+            DomainEvent(
+                event_id=derived_event_id(user.id, "user.created"),
+                type="user.created",
+                occurred_at=datetime.now(UTC),
+                aggregate_id=user.id,
+                actor_id=user.id,
+                trace_id=trace_id,
+                data={"userId": str(user.id), "email": user.email, "name": user.name},
+            )
+        ]
+    )
+    project = await create_project(
+        session, user.id, f"{user.name}'s tasks", is_personal=True, trace_id=trace_id
+    )
+    await session.commit()
+    return RegisteredUser(user, project.id)
+
+
+async def _issue_pair(
+    session: AsyncSession, codec: TokenCodec, user: User, family_id: uuid.UUID
+) -> TokenPair:
+    access = codec.issue_access(user.id, user.role)
+    raw, token_hash = new_refresh_token()
+    expires_at = datetime.now(UTC) + timedelta(seconds=codec.settings.refresh_token_ttl_s)
+    await RefreshSessionRepository.from_session(session).add(
+        user.id, family_id, token_hash, expires_at
+    )
+    return TokenPair(access.token, raw, access.expires_in)
+
+
+async def login(session: AsyncSession, codec: TokenCodec, email: str, password: str) -> TokenPair:
+    """Tokens for valid credentials; one vague 401 for an unknown email or a wrong password."""
+    user = await UserRepository.from_session(session).get_active_by_email(email.strip())
+    ok = await verify_password(user.password_hash if user else None, password)
+    if user is None or not ok:
+        raise UnauthorizedError("Invalid email or password")
+    pair = await _issue_pair(session, codec, user, family_id=uuid.uuid4())
+    await session.commit()
+    return pair
+
+
+async def refresh(session: AsyncSession, codec: TokenCodec, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token. Presenting a token that was already used revokes its whole
+    family (the token was stolen or replayed), so both holders must log in again."""
+    sessions = RefreshSessionRepository.from_session(session)
+    token_hash = hash_refresh_token(refresh_token)
+    claimed = await sessions.claim(token_hash)
+    if claimed is None:
+        known = await sessions.get_by_hash(token_hash)
+        if known is not None and known.used_at is not None:
+            await sessions.revoke_family(known.family_id)
+            await session.commit()
+            raise UnauthorizedError("Refresh token reuse detected; the session was revoked")
+        raise UnauthorizedError("The refresh token is invalid or expired")
+    user = await UserRepository.from_session(session).get_active(claimed.user_id)
+    if user is None:
+        await sessions.revoke_family(claimed.family_id)
+        await session.commit()
+        raise UnauthorizedError("The user no longer exists")
+    pair = await _issue_pair(session, codec, user, family_id=claimed.family_id)
+    await session.commit()
+    return pair
+
+
+async def logout(session: AsyncSession, user_id: uuid.UUID, refresh_token: str | None) -> None:
+    """Revoke the family of the given refresh token, or every session of the user.
+    Access tokens stay valid until they expire (they are short-lived)."""
+    sessions = RefreshSessionRepository.from_session(session)
+    if refresh_token is None:
+        await sessions.revoke_all_for_user(user_id)
+    else:
+        known = await sessions.get_by_hash(hash_refresh_token(refresh_token))
+        if known is not None and known.user_id == user_id:
+            await sessions.revoke_family(known.family_id)
+    await session.commit()
+
+
+async def get_me(session: AsyncSession, user_id: uuid.UUID) -> RegisteredUser:
+    """The caller's profile and personal project."""
+    from taskstream.projects.repository import ProjectRepository  # noqa: PLC0415
+
+    user = await UserRepository.from_session(session).get_active(user_id)
+    if user is None:
+        raise NotFoundError("User not found")
+    project_id = await ProjectRepository.from_session(session).personal_project_id(user_id)
+    return RegisteredUser(user, project_id)

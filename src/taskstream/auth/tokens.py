@@ -1,0 +1,87 @@
+"""JWT access tokens (PyJWT) and opaque refresh tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from taskstream.auth.principal import Principal
+from taskstream.enums import UserRole
+from taskstream.errors import UnauthorizedError
+from taskstream.settings import AuthSettings
+
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss"]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+
+
+class TokenCodec:
+    """Signs and verifies access tokens with exactly one configured algorithm.
+
+    Verification pins ``algorithms=[configured]``, so ``alg: none`` and algorithm-confusion
+    tokens (e.g. HS256 signed with an RSA public key) are refused by PyJWT itself.
+    """
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+        self.algorithm = settings.jwt_algorithm
+        if self.algorithm.startswith("RS"):
+            private, public = settings.jwt_private_key_file, settings.jwt_public_key_file
+            if private is None or public is None:  # Settings validation refuses this already
+                raise ValueError("RS* algorithms need a private and a public key file")
+            self._signing_key: Any = private.read_bytes()
+            self._verifying_key: Any = public.read_bytes()
+        else:
+            secret = settings.jwt_secret.get_secret_value()
+            self._signing_key = self._verifying_key = secret
+
+    def issue_access(self, user_id: uuid.UUID, role: UserRole) -> IssuedToken:
+        now = int(time.time())
+        ttl = self.settings.access_token_ttl_s
+        claims = {
+            "sub": str(user_id),
+            "role": role.value,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+            "iss": self.settings.issuer,
+        }
+        return IssuedToken(jwt.encode(claims, self._signing_key, algorithm=self.algorithm), ttl)
+
+    def verify(self, token: str) -> Principal:
+        """The principal of a valid access token; ``UnauthorizedError`` for anything else."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._verifying_key,
+                algorithms=[self.algorithm],
+                issuer=self.settings.issuer,
+                leeway=self.settings.leeway_s,
+                options={"require": REQUIRED_CLAIMS},
+            )
+            return Principal(user_id=uuid.UUID(claims["sub"]), role=UserRole(claims["role"]))
+        except jwt.ExpiredSignatureError as exc:
+            raise UnauthorizedError("The access token has expired") from exc
+        except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
+            raise UnauthorizedError("The access token is invalid") from exc
+
+
+def new_refresh_token() -> tuple[str, str]:
+    """A random refresh token and the hash stored in its place."""
+    raw = secrets.token_urlsafe(32)
+    return raw, hash_refresh_token(raw)
+
+
+def hash_refresh_token(raw: str) -> str:
+    # 256 random bits need no slow hash: SHA-256 makes a leaked table useless to an attacker.
+    return hashlib.sha256(raw.encode()).hexdigest()

@@ -1,0 +1,46 @@
+"""Dependencies every controller may ask for by name: ``current_user``, ``db_session``,
+``trace_id``. Registered app-wide in ``app.py``."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskstream.auth.principal import Principal
+from taskstream.errors import UnauthorizedError
+
+_TRACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+async def provide_current_user(request: Request[Any, Any, Any]) -> Principal:
+    user = request.scope.get("user")
+    if not isinstance(user, Principal):  # a route excluded from auth asked for a user
+        raise UnauthorizedError("A bearer token is required")
+    return user
+
+
+async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
+    """One session per request; the service commits when it writes, the rest rolls back."""
+    async with state.session_factory() as session:
+        yield session
+
+
+def provide_trace_id(request: Request[Any, Any, Any]) -> str:
+    """The caller's ``X-Trace-Id`` when well-formed, else a fresh one; goes into Kafka headers
+    and outbox events."""
+    given = request.headers.get("x-trace-id")
+    return given if given and _TRACE_ID.match(given) else uuid.uuid4().hex
+
+
+DEPENDENCIES = {
+    "current_user": Provide(provide_current_user),
+    "db_session": Provide(provide_db_session),
+    "trace_id": Provide(provide_trace_id, sync_to_thread=False),
+}

@@ -1,0 +1,127 @@
+"""Broker wiring for the API: one shared aiokafka producer that publishes task commands.
+
+Delivery semantics are set here, visibly:
+- ``acks="all"``: a command counts as accepted only once every in-sync replica has it; the API
+  answers 202 only after that acknowledgement (aiokafka's default would be acks=1).
+- ``enable_idempotence=False``: tansu (our local broker) does not implement InitProducerId, so
+  the idempotent producer cannot start. Duplicates from producer retries are harmless because
+  the consumer dedupes on ``commandId`` in its inbox.
+- ``request_timeout_ms`` equals the publish timeout, so a message the API already answered 503
+  for expires in the producer instead of being delivered minutes later when the broker is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from taskstream.errors import UnavailableError
+from taskstream.messages import COMMAND_TYPE_HEADER, TRACE_ID_HEADER, TaskCommand, encode_command
+from taskstream.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_INTERVAL_S = 1.0
+
+
+class CommandPublisher:
+    """Publishes task commands keyed by task id; raises ``UnavailableError`` within the timeout."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.topic = settings.task_commands_topic
+        self.timeout_s = settings.publish_timeout_s
+        self.retry_after_s = max(1, round(settings.publish_timeout_s))
+        self._producer: AIOKafkaProducer | None = None
+        self._connector: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._producer is not None
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        timeout_ms = int(self.settings.publish_timeout_s * 1000)
+        return AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            acks="all",  # 202 means every in-sync replica has the command
+            enable_idempotence=False,  # tansu lacks InitProducerId; consumer dedupes commandId
+            linger_ms=self.settings.linger_ms,  # concurrent requests share a batch
+            max_batch_size=256 * 1024,
+            max_request_size=4 * 1024 * 1024,  # a 1000-item batch fits in one request
+            request_timeout_ms=timeout_ms,
+            retry_backoff_ms=100,
+            metadata_max_age_ms=60_000,
+        )
+
+    async def start(self) -> None:
+        """Connect now if the broker answers; otherwise keep trying in the background so the
+        API starts (and reports the broker down in /health) instead of crashing."""
+        if not await self._try_connect():
+            self._connector = asyncio.create_task(self._connect_forever())
+
+    async def _try_connect(self) -> bool:
+        producer = self._new_producer()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await producer.start()
+                await producer.partitions_for(self.topic)  # warm metadata for the first send
+        except (KafkaError, OSError, TimeoutError) as exc:
+            logger.warning("kafka producer not connected yet: %r", exc)
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            return False
+        self._producer = producer
+        logger.info("kafka producer connected to %s", self.settings.bootstrap_servers)
+        return True
+
+    async def _connect_forever(self) -> None:
+        while True:
+            if await self._try_connect():
+                return
+            await asyncio.sleep(RECONNECT_INTERVAL_S)
+
+    async def stop(self) -> None:
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def publish(self, commands: Sequence[TaskCommand], trace_id: str) -> None:
+        """Send every command and wait for all acknowledgements, or raise ``UnavailableError``.
+
+        A batch is not atomic (tansu has no transactions): after a 503 some of its commands may
+        have been delivered. Clients retry with the same Idempotency-Key, which reproduces the
+        same command ids, and the consumer dedupes them.
+        """
+        producer = self._producer
+        if producer is None:
+            raise UnavailableError("The message broker is unavailable", self.retry_after_s)
+        trace = trace_id.encode()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                pending = [
+                    await producer.send(
+                        self.topic,
+                        value=encode_command(command),
+                        key=str(command.task_id).encode(),
+                        headers=[
+                            (TRACE_ID_HEADER, trace),
+                            (COMMAND_TYPE_HEADER, command.type.encode()),
+                        ],
+                    )
+                    for command in commands
+                ]
+                await asyncio.gather(*pending)
+        except (KafkaError, TimeoutError) as exc:
+            logger.warning("publishing %d command(s) failed: %r", len(commands), exc)
+            raise UnavailableError(
+                "The message broker did not acknowledge the command in time", self.retry_after_s
+            ) from exc

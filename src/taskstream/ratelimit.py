@@ -1,0 +1,191 @@
+"""Rate limiting with ``limits`` on Redis, falling back to an in-process limiter.
+
+Fixed windows aligned to the clock: the key carries the window number, so one atomic
+INCR+EXPIRE (limits' Lua script) gives the count, and the reset time is known without a
+second round trip. That keeps the limiter at one Redis call per request.
+
+When Redis is unreachable the configured policy applies (``limits.redis_unavailable_policy``):
+``local`` (default) keeps limiting per process in memory, ``allow`` stops limiting, ``deny``
+answers 503. The state is logged on every change and reported by /health. Never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from taskstream.auth.principal import Principal
+from taskstream.errors import DomainError, UnavailableError
+from taskstream.settings import RateLimitSettings
+
+logger = logging.getLogger(__name__)
+
+LimitKind = Literal["member", "admin", "anonymous", "login", "registration"]
+KINDS: Final[tuple[LimitKind, ...]] = ("member", "admin", "anonymous", "login", "registration")
+# After a Redis failure, use the fallback this long before trying Redis again.
+REDIS_RETRY_AFTER_S: Final = 5.0
+REDIS_TIMEOUT_S: Final = 0.25
+
+
+class RateLimitedError(DomainError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str, headers: dict[str, str]) -> None:
+        super().__init__(detail)
+        self.headers = headers
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: int
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_s),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.reset_s)
+        return headers
+
+
+def redis_storage_uri(redis_url: str) -> str:
+    scheme, sep, rest = redis_url.partition("://")
+    return f"async+{scheme}{sep}{rest}"
+
+
+class RateLimiter:
+    """Counts hits per (kind, identity) in clock-aligned windows."""
+
+    def __init__(self, settings: RateLimitSettings, redis_url: str) -> None:
+        self.settings = settings
+        self.items: dict[str, RateLimitItem] = {k: parse(getattr(settings, k)) for k in KINDS}
+        # implementation="redispy": limits defaults to coredis, which is not installed.
+        self.redis = RedisStorage(
+            redis_storage_uri(redis_url),
+            implementation="redispy",
+            wrap_exceptions=True,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
+        self.memory = MemoryStorage()
+        self._redis_down_until = 0.0
+        self.last_error: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        return self._redis_down_until > time.monotonic()
+
+    def status(self) -> tuple[str, str]:
+        """("up"|"degraded", detail) for /health."""
+        if self.degraded:
+            return "degraded", (
+                f"redis unreachable ({self.last_error}); policy "
+                f"{self.settings.redis_unavailable_policy}"
+            )
+        return "up", "redis"
+
+    async def hit(self, kind: str, identity: str) -> Decision:
+        item = self.items[kind]
+        expiry = item.get_expiry()
+        now = time.time()
+        window = int(now // expiry)
+        reset_s = max(1, math.ceil((window + 1) * expiry - now))
+        key = item.key_for(kind, identity, str(window))
+        count = await self._incr(key, expiry)
+        if count is None:  # policy "allow" while Redis is down
+            return Decision(True, item.amount, item.amount, reset_s)
+        return Decision(count <= item.amount, item.amount, max(0, item.amount - count), reset_s)
+
+    async def _incr(self, key: str, expiry: int) -> int | None:
+        if not self.degraded:
+            try:
+                return await self.redis.incr(key, expiry)
+            except Exception as exc:  # StorageError, timeouts: whatever Redis does, never a 500
+                self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_S
+                if self.last_error is None:
+                    logger.warning(
+                        "rate limiter: redis unreachable (%r); policy %s",
+                        exc,
+                        self.settings.redis_unavailable_policy,
+                    )
+                self.last_error = type(exc).__name__
+        policy = self.settings.redis_unavailable_policy
+        if policy == "allow":
+            return None
+        if policy == "deny":
+            raise UnavailableError("Rate limiting is unavailable", int(REDIS_RETRY_AFTER_S))
+        return await self.memory.incr(key, expiry)
+
+    def mark_recovered(self) -> None:
+        if self.last_error is not None:
+            logger.info("rate limiter: redis reachable again")
+        self.last_error = None
+
+    async def check(self, kind: str, identity: str) -> Decision:
+        """Count a hit; raise ``RateLimitedError`` (429 with headers) when over the limit."""
+        decision = await self.hit(kind, identity)
+        if not self.degraded:
+            self.mark_recovered()
+        if not decision.allowed:
+            raise RateLimitedError(
+                f"Rate limit of {self.items[kind]} exceeded", headers=decision.headers()
+            )
+        return decision
+
+    async def close(self) -> None:
+        await self.memory.reset()
+
+
+def client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+class RateLimitMiddleware:
+    """Counts every request of a route against the caller's limit and adds the RateLimit-*
+    headers to the response. Routes pick a stricter bucket with ``opt={"rate_limit": kind}``
+    or opt out with ``opt={"rate_limit": None}``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limiter: RateLimiter | None = scope["app"].state.get("rate_limiter")
+        if scope["type"] != "http" or limiter is None or not limiter.settings.enabled:
+            await self.app(scope, receive, send)
+            return
+        opt = scope["route_handler"].opt
+        user = scope.get("user")
+        kind: str | None
+        if "rate_limit" in opt:
+            kind = opt["rate_limit"]
+            identity = client_ip(scope)
+        elif isinstance(user, Principal):
+            kind = "admin" if user.is_admin else "member"
+            identity = str(user.user_id)
+        else:
+            kind, identity = "anonymous", client_ip(scope)
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+        decision = await limiter.check(kind, identity)
+        extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

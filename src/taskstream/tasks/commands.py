@@ -1,0 +1,152 @@
+"""The publishing side of task commands: authorise, build envelopes, publish, record.
+
+The API never writes tasks. It checks what it can cheaply (membership, input) and publishes a
+``TaskCommand``; the consumer applies it and re-checks every rule against the database, so a
+stale membership cache here can only let through a command that is rejected later.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from taskstream.auth.principal import Principal
+from taskstream.enums import ProjectRole
+from taskstream.errors import ForbiddenError, NotFoundError
+from taskstream.kafka import CommandPublisher
+from taskstream.messages import Actor, CommandPayload, CreateTask, TaskCommand, new_command
+from taskstream.projects.access import ProjectAccessCache
+from taskstream.projects.service import role_at_least
+from taskstream.tasks.reads import TaskReadRepository
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ACCEPTED_TTL_S = 24 * 3600
+
+
+def accepted_key(command_id: uuid.UUID) -> str:
+    """Redis key read by ``GET /commands/{id}`` (issue 4) until the command is applied."""
+    return f"taskstream:cmd:{command_id}"
+
+
+def task_project_key(task_id: uuid.UUID) -> str:
+    """Where an accepted-but-not-yet-applied task's project is remembered, so PATCH etc.
+    right after POST /tasks can be authorised before the consumer has written the row."""
+    return f"taskstream:task-project:{task_id}"
+
+
+class AcceptedCommand(msgspec.Struct, rename="camel"):
+    actor_id: uuid.UUID
+    task_id: uuid.UUID
+    type: str
+    accepted_at: datetime
+
+
+_encoder = msgspec.json.Encoder()
+
+
+async def record_accepted(
+    redis: Redis, commands: Sequence[TaskCommand], ttl_s: int = DEFAULT_ACCEPTED_TTL_S
+) -> None:
+    """Record commands the broker acknowledged as "accepted" in one pipelined round trip:
+    ``taskstream:cmd:{commandId}`` -> ``{"actorId","taskId","type","acceptedAt"}``.
+
+    Best effort: the command is already durable in Kafka, so a Redis failure is logged and
+    never turns the 202 into an error (the status just reads as unknown until applied)."""
+    now = datetime.now(UTC)
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                record = AcceptedCommand(command.actor.user_id, command.task_id, command.type, now)
+                pipe.set(accepted_key(command.command_id), _encoder.encode(record), ex=ttl_s)
+                if isinstance(command.payload, CreateTask):
+                    pipe.set(
+                        task_project_key(command.task_id),
+                        str(command.payload.project_id),
+                        ex=ttl_s,
+                    )
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        logger.warning("could not record %d accepted command(s): %r", len(commands), exc)
+
+
+@dataclass(slots=True)
+class CommandGateway:
+    """Everything the command endpoints need, built once per app."""
+
+    publisher: CommandPublisher
+    redis: Redis
+    access: ProjectAccessCache
+    session_factory: async_sessionmaker[AsyncSession]
+    accepted_ttl_s: int
+
+    async def submit(self, commands: Sequence[TaskCommand], trace_id: str) -> None:
+        """Publish and wait for the broker's ack (503 otherwise), then record acceptance."""
+        await self.publisher.publish(commands, trace_id)
+        await record_accepted(self.redis, commands, self.accepted_ttl_s)
+
+    async def project_for_create(
+        self, principal: Principal, project_id: uuid.UUID | None
+    ) -> uuid.UUID:
+        """The project a new task goes to (default: personal), checked for member rights."""
+        if project_id is None:
+            project_id = await self.access.personal_project(principal.user_id)
+        await self.access.role(principal, project_id, ProjectRole.MEMBER)
+        return project_id
+
+    async def authorise_on_task(
+        self, principal: Principal, task_id: uuid.UUID, *, deleting: bool = False
+    ) -> uuid.UUID:
+        """Check the caller may send a command about an existing task; returns its project.
+
+        Members may change tasks; deleting needs maintainer, or being the task's creator.
+        A task the caller cannot see is 404, exactly like one that does not exist."""
+        created_by: uuid.UUID | None = None
+        async with self.session_factory() as session:
+            row = await TaskReadRepository.from_session(session).ownership(task_id)
+        project_id: uuid.UUID | None
+        if row is not None:
+            project_id, created_by = row.project_id, row.created_by
+        else:
+            project_id = await self._accepted_task_project(task_id)
+        if project_id is None:
+            raise NotFoundError("Task not found")
+        role = await self.access.role(principal, project_id, ProjectRole.VIEWER)
+        if deleting:
+            if role_at_least(role, ProjectRole.MAINTAINER) or (
+                created_by == principal.user_id and role_at_least(role, ProjectRole.MEMBER)
+            ):
+                return project_id
+            raise ForbiddenError("Deleting needs the maintainer role or being the task's creator")
+        if not role_at_least(role, ProjectRole.MEMBER):
+            raise ForbiddenError("This needs the member role in the project")
+        return project_id
+
+    async def _accepted_task_project(self, task_id: uuid.UUID) -> uuid.UUID | None:
+        try:
+            raw = await self.redis.get(task_project_key(task_id))
+        except (RedisError, OSError):
+            return None
+        return uuid.UUID(raw.decode() if isinstance(raw, bytes) else raw) if raw else None
+
+
+def build_command(
+    principal: Principal,
+    payload: CommandPayload,
+    task_id: uuid.UUID,
+    command_id: uuid.UUID | None = None,
+) -> TaskCommand:
+    return new_command(
+        payload,
+        actor=Actor(user_id=principal.user_id, role=principal.role),
+        task_id=task_id,
+        command_id=command_id,
+    )

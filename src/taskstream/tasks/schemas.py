@@ -1,0 +1,99 @@
+"""Request and response bodies of the task routes (camelCase JSON)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from taskstream.auth.schemas import ApiStruct
+from taskstream.enums import ReviewVerdict, TaskPriority, TaskStatus
+
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+Description = Annotated[str, msgspec.Meta(max_length=10_000)]
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class CreateTaskRequest(ApiStruct):
+    """No ``projectId``: the caller's personal project. ``userId`` is accepted for
+    compatibility with older clients and ignored: the actor is always the token's user."""
+
+    title: Title
+    description: Description | None = None
+    project_id: uuid.UUID | None = None
+    priority: TaskPriority = TaskPriority.MEDIUM
+    deadline: AwareDatetime | None = None
+    assignee_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+
+
+class BatchCreateTasksRequest(ApiStruct):
+    tasks: Annotated[list[CreateTaskRequest], msgspec.Meta(min_length=1)]
+
+
+class UpdateTaskRequest(ApiStruct):
+    """Only the fields present change; an explicit null clears description or deadline."""
+
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType | None = msgspec.UNSET
+    priority: TaskPriority | msgspec.UnsetType = msgspec.UNSET
+    deadline: AwareDatetime | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class AssignTaskRequest(ApiStruct):
+    assignee_id: uuid.UUID | None
+    reviewer_id: uuid.UUID | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class TransitionTaskRequest(ApiStruct):
+    to: TaskStatus
+    reviewer_id: uuid.UUID | None = None
+
+
+class ReviewTaskRequest(ApiStruct):
+    verdict: ReviewVerdict
+    comment: Description | None = None
+
+
+class CommandAccepted(ApiStruct):
+    """The command is durably in the broker; follow it at ``GET /commands/{commandId}``."""
+
+    task_id: uuid.UUID
+    command_id: uuid.UUID
+    status: Literal["accepted"] = "accepted"
+
+
+class AcceptedItem(ApiStruct):
+    task_id: uuid.UUID
+    command_id: uuid.UUID
+
+
+class BatchAccepted(ApiStruct):
+    status: Literal["accepted"] = "accepted"
+    tasks: list[AcceptedItem] = msgspec.field(default_factory=list)
+
+
+class TaskResponse(ApiStruct):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    title: str
+    description: str | None
+    status: TaskStatus
+    priority: TaskPriority
+    deadline: datetime | None
+    assignee_id: uuid.UUID | None
+    reviewer_id: uuid.UUID | None
+    created_by: uuid.UUID
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+class TaskPage(ApiStruct):
+    """One page; pass ``nextCursor`` as ``cursor`` for the next (null: no more)."""
+
+    items: list[TaskResponse]
+    next_cursor: str | None

@@ -1,0 +1,40 @@
+"""The API under test: the real app (real PostgreSQL, Redis, tansu) in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from taskstream.app import create_app
+from taskstream.settings import KafkaSettings, Settings
+from tests.integration.api.support import ApiUser, register_and_login, relaxed_limits
+
+
+@pytest.fixture(scope="session")
+def api_settings(settings: Settings) -> Settings:
+    return relaxed_limits(settings)
+
+
+@pytest.fixture(scope="session")
+async def api_app(api_settings: Settings, database: str, topics: KafkaSettings) -> Litestar:
+    return create_app(api_settings)
+
+
+@pytest.fixture(scope="session")
+async def client(api_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async with AsyncTestClient(app=api_app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def alice(client: httpx.AsyncClient) -> ApiUser:
+    return await register_and_login(client, "Alice")
+
+
+@pytest.fixture
+async def bob(client: httpx.AsyncClient) -> ApiUser:
+    return await register_and_login(client, "Bob")

@@ -1,0 +1,101 @@
+"""Helpers shared by the API tests: users, tokens, reading commands back from Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from taskstream.messages import TaskCommand, decode_command
+from taskstream.settings import Settings
+
+PASSWORD = "correct horse 42 battery"
+
+
+@dataclass
+class ApiUser:
+    id: str
+    email: str
+    token: str
+    refresh_token: str
+    personal_project_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def register_and_login(client: httpx.AsyncClient, name: str = "Ada") -> ApiUser:
+    email = f"{name.lower()}-{uuid.uuid4().hex[:12]}@example.com"
+    reg = await client.post(
+        "/auth/register", json={"name": name, "email": email, "password": PASSWORD}
+    )
+    assert reg.status_code == 201, reg.text
+    login = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    body = reg.json()
+    tokens = login.json()
+    return ApiUser(
+        body["id"], email, tokens["accessToken"], tokens["refreshToken"], body["personalProjectId"]
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def relaxed_limits(settings: Settings, **overrides: Any) -> Settings:
+    """The test settings with limits high enough that only the 429 tests hit them."""
+    limits = settings.limits.model_copy(
+        update={
+            "anonymous": "100000/minute",
+            "login": "100000/minute",
+            "registration": "100000/hour",
+            **overrides,
+        }
+    )
+    return settings.model_copy(update={"limits": limits})
+
+
+async def read_commands(
+    settings: Settings, wanted: set[uuid.UUID], timeout_s: float = 15.0
+) -> dict[uuid.UUID, tuple[bytes | None, TaskCommand, dict[str, bytes]]]:
+    """Read the task-commands topic from the start with a plain aiokafka consumer (no group)
+    until every wanted command id has been seen."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    found: dict[uuid.UUID, tuple[bytes | None, TaskCommand, dict[str, bytes]]] = {}
+    try:
+        partitions = consumer.partitions_for_topic(settings.kafka.task_commands_topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(settings.kafka.task_commands_topic)
+        tps = [TopicPartition(settings.kafka.task_commands_topic, p) for p in partitions or []]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        async with asyncio.timeout(timeout_s):
+            while not wanted <= set(found):
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        command = decode_command(record.value)
+                        if command.command_id in wanted:
+                            found[command.command_id] = (
+                                record.key,
+                                command,
+                                dict(record.headers or []),
+                            )
+    finally:
+        await consumer.stop()
+    return found
