@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from taskstream.cli import config, consume, dlq, infra, serve
+from taskstream.cli import config, consume, dlq, infra, serve, work
 
 
 @click.group()
@@ -12,5 +12,5 @@ def main() -> None:
     """taskstream: high-volume task ingestion through Kafka."""
 
 
-for module in (config, infra, serve, consume, dlq):
+for module in (config, infra, serve, consume, dlq, work):
     module.register(main)

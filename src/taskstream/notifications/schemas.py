@@ -1,0 +1,94 @@
+"""Request and response structs of the notification endpoints (camelCase JSON)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from taskstream.enums import DeliveryStatus, NotificationChannel
+
+
+class Schema(msgspec.Struct, rename="camel", kw_only=True):
+    pass
+
+
+class NotificationOut(Schema):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    title: str
+    created_at: datetime
+    body: str | None = None
+    data: dict[str, Any] | None = None
+    read_at: datetime | None = None
+
+
+class NotificationPage(Schema):
+    items: list[NotificationOut]
+    unread_count: int
+    next_cursor: str | None = None
+
+
+class ReadAllResult(Schema):
+    marked_read: int
+
+
+class PreferenceItem(Schema):
+    event_type: str
+    channel: NotificationChannel
+    enabled: bool
+
+
+class Preferences(Schema):
+    items: list[PreferenceItem]
+
+
+class WebhookCreate(Schema):
+    url: Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
+    events: Annotated[list[str], msgspec.Meta(min_length=1, max_length=32)]
+    secret: Annotated[str, msgspec.Meta(min_length=16, max_length=200)]
+
+
+class WebhookOut(Schema):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    url: str
+    events: list[str]
+    active: bool
+    created_at: datetime
+
+
+class WebhookAttemptOut(Schema):
+    attempt: int
+    duration_ms: int
+    attempted_at: datetime
+    status_code: int | None = None
+    error: str | None = None
+
+
+class WebhookDeliveryOut(Schema):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    last_status_code: int | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+    attempt_log: list[WebhookAttemptOut] = msgspec.field(default_factory=list)
+
+
+class LiveNotification(Schema):
+    """What the worker publishes for the SSE stream after commit."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    title: str
+    created_at: datetime
+    data: dict[str, Any] | None = None

@@ -1,0 +1,209 @@
+"""In-app notifications and preferences: the rules the worker and the endpoints share."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskstream.auth.principal import Principal
+from taskstream.enums import NotificationChannel
+from taskstream.errors import FieldError, NotFoundError, ValidationFailedError
+from taskstream.messages import EVENT_TYPES, DomainEvent
+from taskstream.notifications.events import event_project_id
+from taskstream.notifications.models import Notification
+from taskstream.notifications.recipients import (
+    DEFAULTS,
+    USER_CHANNELS,
+    candidate_recipients,
+    notification_id,
+    wants,
+)
+from taskstream.notifications.repository import NotificationRepository
+from taskstream.notifications.schemas import (
+    NotificationOut,
+    NotificationPage,
+    PreferenceItem,
+    Preferences,
+)
+from taskstream.notifications.texts import render_data, render_title
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    user_id: uuid.UUID
+    email: str
+
+
+async def resolve_recipients(
+    session: AsyncSession, events: Sequence[DomainEvent], channel: NotificationChannel
+) -> dict[uuid.UUID, list[Recipient]]:
+    """Recipients per event id for one channel: roles, minus the actor, deleted users and
+    anyone whose preferences switch this (event type, channel) off. Three queries per batch."""
+    repo = NotificationRepository.from_session(session)
+    project_ids = {p for e in events if (p := event_project_id(e)) is not None}
+    managers = await repo.project_managers(project_ids)
+    candidates = {
+        e.event_id: candidate_recipients(
+            e, managers.get(event_project_id(e) or uuid.UUID(int=0), ())
+        )
+        for e in events
+    }
+    everyone = set().union(*candidates.values()) if candidates else set()
+    emails = await repo.active_users(everyone)
+    preferences = await repo.preferences(emails.keys(), channel)
+    return {
+        e.event_id: [
+            Recipient(user_id, emails[user_id])
+            for user_id in sorted(candidates[e.event_id])
+            if user_id in emails and wants(preferences, user_id, e.type, channel)
+        ]
+        for e in events
+    }
+
+
+async def deliver_in_app(
+    session: AsyncSession, events: Sequence[DomainEvent]
+) -> list[Notification]:
+    """Create the in-app notifications of a batch of events in the caller's transaction.
+
+    Ids are uuid5(event, recipient, channel), so a redelivered event inserts nothing; the
+    returned list holds only notifications created now (the ones to push live after commit).
+    """
+    recipients = await resolve_recipients(session, events, NotificationChannel.IN_APP)
+    rows = [
+        {
+            "id": notification_id(event.event_id, r.user_id, NotificationChannel.IN_APP),
+            "user_id": r.user_id,
+            "event_id": event.event_id,
+            "event_type": event.type,
+            "title": render_title(event),
+            "body": None,
+            "data": render_data(event),
+        }
+        for event in events
+        for r in recipients[event.event_id]
+    ]
+    if not rows:
+        return []
+    return await NotificationRepository.from_session(session).insert_notifications(rows)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def encode_cursor(notification: Notification) -> str:
+    raw = f"{notification.created_at.isoformat()}|{notification.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, _, last_id = raw.partition("|")
+        return datetime.fromisoformat(created_at), uuid.UUID(last_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailedError([FieldError("cursor", "invalid cursor")]) from exc
+
+
+def to_out(notification: Notification) -> NotificationOut:
+    return NotificationOut(
+        id=notification.id,
+        event_id=notification.event_id,
+        event_type=notification.event_type,
+        title=notification.title,
+        body=notification.body,
+        data=notification.data,
+        created_at=notification.created_at,
+        read_at=notification.read_at,
+    )
+
+
+async def list_notifications(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int = 50,
+    unread_only: bool = False,
+    cursor: str | None = None,
+) -> NotificationPage:
+    """The caller's notifications, newest first; ``nextCursor`` continues after the last item."""
+    if not 1 <= limit <= 200:
+        raise ValidationFailedError([FieldError("limit", "must be between 1 and 200")])
+    repo = NotificationRepository.from_session(session)
+    before = decode_cursor(cursor) if cursor else None
+    rows = await repo.page(
+        principal.user_id, limit=limit + 1, unread_only=unread_only, before=before
+    )
+    items = rows[:limit]
+    next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+    return NotificationPage(
+        items=[to_out(n) for n in items],
+        next_cursor=next_cursor,
+        unread_count=await repo.unread_count(principal.user_id),
+    )
+
+
+async def mark_read(
+    session: AsyncSession, principal: Principal, notification_id_: uuid.UUID
+) -> NotificationOut:
+    """Mark one of the caller's notifications read (idempotent); others' ids are 404."""
+    row = await NotificationRepository.from_session(session).mark_read(
+        principal.user_id, notification_id_
+    )
+    if row is None:
+        raise NotFoundError("notification not found")
+    await session.commit()
+    return to_out(row)
+
+
+async def mark_all_read(session: AsyncSession, principal: Principal) -> int:
+    """Mark every unread notification of the caller read; returns how many changed."""
+    count = await NotificationRepository.from_session(session).mark_all_read(principal.user_id)
+    await session.commit()
+    return count
+
+
+# --- preferences ----------------------------------------------------------------------------
+
+
+async def get_preferences(session: AsyncSession, principal: Principal) -> Preferences:
+    """The effective matrix (event type x channel), defaults filled in."""
+    explicit = await NotificationRepository.from_session(session).user_preferences(
+        principal.user_id
+    )
+    return Preferences(
+        items=[
+            PreferenceItem(
+                event_type=event_type,
+                channel=channel,
+                enabled=explicit.get((event_type, channel), event_type in DEFAULTS[channel]),
+            )
+            for event_type in EVENT_TYPES
+            for channel in USER_CHANNELS
+        ]
+    )
+
+
+async def put_preferences(
+    session: AsyncSession, principal: Principal, update: Preferences
+) -> Preferences:
+    """Store explicit choices (others keep their defaults) and return the effective matrix."""
+    errors = []
+    for index, item in enumerate(update.items):
+        if item.event_type not in EVENT_TYPES:
+            errors.append(FieldError(f"items[{index}].eventType", "unknown event type"))
+        if item.channel not in USER_CHANNELS:
+            errors.append(FieldError(f"items[{index}].channel", "not a per-user channel"))
+    if errors:
+        raise ValidationFailedError(errors)
+    choices = {(i.event_type, i.channel): i.enabled for i in update.items}
+    await NotificationRepository.from_session(session).upsert_preferences(
+        principal.user_id, [(e, c, enabled) for (e, c), enabled in choices.items()]
+    )
+    await session.commit()
+    return await get_preferences(session, principal)

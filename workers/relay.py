@@ -1,0 +1,197 @@
+"""The outbox relay: unsent outbox rows -> RabbitMQ topic exchange and the Kafka events topic.
+
+Per batch, in one transaction: claim rows (FOR UPDATE SKIP LOCKED, id order), publish each to
+RabbitMQ as a persistent message with all publisher confirms in flight at once, produce each to
+Kafka (acks=all), wait for every confirm and ack, then mark the rows sent and commit. A failure
+anywhere rolls back, so rows are only ever marked sent after the brokers hold them; a crash after
+the publish and before the commit resends the batch (workers dedupe by event id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pika import BasicProperties
+from pika.exceptions import AMQPError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from taskstream.db import create_engine, create_session_factory, transaction
+from taskstream.messages import EVENT_VERSION, TRACE_ID_HEADER
+from taskstream.notifications.outbox_relay import OutboxRelayRepository, PendingEvent, sweep_overdue
+from taskstream.settings import Settings
+from workers.rabbit import PublishNackedError, RabbitChannel, RabbitUnavailableError
+from workers.topology import Topology, declare_topology
+
+log = logging.getLogger("taskstream.relay")
+
+BROKER_ERRORS = (
+    RabbitUnavailableError,
+    PublishNackedError,
+    AMQPError,
+    KafkaError,
+    OSError,
+    TimeoutError,
+)
+DB_ERRORS = (OperationalError, DBAPIError)
+
+
+@dataclass(slots=True)
+class RelayOptions:
+    batch_size: int = 500
+    idle_poll_s: float = 0.05
+    sweep_interval_s: float = 30.0
+    confirm_timeout_s: float = 30.0
+    max_backoff_s: float = 5.0
+
+
+def _properties(row: PendingEvent) -> BasicProperties:
+    return BasicProperties(
+        delivery_mode=2,  # persistent: survives a broker restart once confirmed
+        content_type="application/json",
+        message_id=str(row.event_id),
+        type=row.event_type,
+        timestamp=int(row.created_at.timestamp()),
+        headers={TRACE_ID_HEADER: row.trace_id or "", "x-event-version": EVENT_VERSION},
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        options: RelayOptions,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.options = options
+        self.topology = Topology.from_settings(settings.rabbit)
+        self.rabbit: RabbitChannel | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.relayed = 0
+
+    async def _connect(self) -> None:
+        if self.rabbit is None or self.rabbit.closed:
+            rabbit = await RabbitChannel(self.settings.rabbit.url, confirms=True).open()
+            await declare_topology(rabbit, self.topology)
+            self.rabbit = rabbit
+            log.info("relay connected to rabbitmq exchange %s", self.topology.exchange)
+        if self.producer is None:
+            kafka = self.settings.kafka
+            producer = AIOKafkaProducer(
+                bootstrap_servers=kafka.bootstrap_servers,
+                acks="all",  # an event is relayed only once every in-sync replica has it
+                enable_idempotence=False,  # tansu cannot (InitProducerId); dedupe is by event id
+                linger_ms=kafka.linger_ms,
+                request_timeout_ms=int(kafka.publish_timeout_s * 1000),
+            )
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self.producer = producer
+
+    async def relay_batch(self) -> int:
+        """Relay one batch; returns how many rows were marked sent (0: nothing to do)."""
+        await self._connect()
+        assert self.rabbit is not None
+        assert self.producer is not None
+        exchange = self.topology.exchange
+        topic = self.settings.kafka.task_events_topic
+        async with transaction(self.session_factory) as session:
+            repo = OutboxRelayRepository.from_session(session)
+            rows = await repo.claim_unsent(self.options.batch_size)
+            if not rows:
+                return 0
+            waits: list[asyncio.Future[object]] = []
+            for row in rows:
+                waits.append(
+                    self.rabbit.publish(exchange, row.event_type, row.payload, _properties(row))  # type: ignore[arg-type]
+                )
+            for row in rows:
+                headers = [
+                    (TRACE_ID_HEADER, (row.trace_id or "").encode()),
+                    ("x-event-type", row.event_type.encode()),
+                ]
+                waits.append(
+                    await self.producer.send(
+                        topic, row.payload, key=str(row.aggregate_id).encode(), headers=headers
+                    )
+                )
+            await asyncio.wait_for(asyncio.gather(*waits), self.options.confirm_timeout_s)
+            await repo.mark_sent([row.id for row in rows])
+        self.relayed += len(rows)
+        return len(rows)
+
+    async def sweep(self) -> int:
+        async with transaction(self.session_factory) as session:
+            return await sweep_overdue(session)
+
+    async def close(self) -> None:
+        if self.rabbit is not None:
+            await self.rabbit.close()
+            self.rabbit = None
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+
+    async def _drop_rabbit(self) -> None:
+        if self.rabbit is not None:
+            try:
+                await self.rabbit.close()
+            except Exception:
+                log.debug("closing a broken rabbit channel failed", exc_info=True)
+            self.rabbit = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set, reconnecting with backoff through broker outages."""
+        backoff = 0.1
+        next_sweep = 0.0
+        while not stop.is_set():
+            try:
+                if self.options.sweep_interval_s > 0 and time.monotonic() >= next_sweep:
+                    swept = await self.sweep()
+                    if swept:
+                        log.info("overdue sweep marked %d tasks", swept)
+                    next_sweep = time.monotonic() + self.options.sweep_interval_s
+                relayed = await self.relay_batch()
+                backoff = 0.1
+                if relayed < self.options.batch_size:
+                    await _sleep_or_stop(stop, self.options.idle_poll_s)
+            except BROKER_ERRORS + DB_ERRORS as exc:
+                log.warning("relay batch failed (%r); retrying in %.1fs", exc, backoff)
+                await self._drop_rabbit()
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, self.options.max_backoff_s)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def run_relay(settings: Settings, options: RelayOptions, stop: asyncio.Event) -> None:
+    engine = create_engine(settings.db)
+    relay = OutboxRelay(settings, create_session_factory(engine), options)
+    try:
+        await relay.run(stop)
+    finally:
+        await relay.close()
+        await engine.dispose()
+
+
+async def sweep_once(settings: Settings) -> int:
+    engine = create_engine(settings.db)
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            return await sweep_overdue(session)
+    finally:
+        await engine.dispose()
