@@ -26,6 +26,7 @@ from taskstream.dependencies import DEPENDENCIES
 from taskstream.health import HealthController
 from taskstream.idempotency import IdempotencyMiddleware
 from taskstream.kafka import CommandPublisher
+from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
 from taskstream.problems import EXCEPTION_HANDLERS
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, *, bench_routes: bool = False) 
         UsersController,
         ProjectController,
         TaskController,
+        *NOTIFICATION_CONTROLLERS,
     ]
     if bench_routes:
         handlers.append(bench_noop)

@@ -1,0 +1,199 @@
+"""Notification routes: the inbox and its live stream, preferences, project webhooks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import msgspec
+from litestar import Controller, delete, get, post, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskstream.auth.principal import Principal
+from taskstream.notifications import service, webhooks
+from taskstream.notifications.live import subscribe_live
+from taskstream.notifications.schemas import (
+    NotificationOut,
+    NotificationPage,
+    Preferences,
+    ReadAllResult,
+    WebhookCreate,
+    WebhookDeliveryOut,
+    WebhookOut,
+)
+from taskstream.problems import problem_responses
+
+
+class NotificationController(Controller):
+    path = "/notifications"
+    tags = ["notifications"]
+
+    @get("/", operation_id="listNotifications", responses=problem_responses())
+    async def list_notifications(
+        self,
+        *,
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+        limit: FromQuery[int] = 50,
+        unread: FromQuery[bool] = False,
+        cursor: FromQuery[str | None] = None,
+    ) -> NotificationPage:
+        """The caller's notifications, newest first; pass ``nextCursor`` back as ``cursor``."""
+        return await service.list_notifications(
+            db_session, current_user, limit=limit, unread_only=unread, cursor=cursor
+        )
+
+    @post(
+        "/{notification_id:uuid}/read",
+        operation_id="markNotificationRead",
+        status_code=HTTP_200_OK,
+        responses=problem_responses(),
+    )
+    async def mark_read(
+        self,
+        *,
+        notification_id: FromPath[uuid.UUID],
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> NotificationOut:
+        """Mark one notification read (idempotent)."""
+        return await service.mark_read(db_session, current_user, notification_id)
+
+    @post(
+        "/read-all",
+        operation_id="markAllNotificationsRead",
+        status_code=HTTP_200_OK,
+        responses=problem_responses(),
+    )
+    async def mark_all_read(
+        self, *, current_user: NamedDependency[Principal], db_session: NamedDependency[AsyncSession]
+    ) -> ReadAllResult:
+        """Mark every unread notification of the caller read."""
+        return ReadAllResult(marked_read=await service.mark_all_read(db_session, current_user))
+
+    @get("/stream", operation_id="streamNotifications", responses=problem_responses())
+    async def stream(
+        self, *, current_user: NamedDependency[Principal], state: State
+    ) -> ServerSentEvent:
+        """Server-Sent Events: one ``notification`` event per new notification, live."""
+        settings = state.settings
+        user_id = current_user.user_id
+
+        async def events() -> AsyncIterator[ServerSentEventMessage]:
+            # A connection of its own: the app's shared client has a 1 s socket timeout.
+            redis = Redis.from_url(settings.redis.url)
+            try:
+                yield ServerSentEventMessage(comment="connected")
+                async for payload in subscribe_live(redis, user_id):
+                    if not payload:
+                        yield ServerSentEventMessage(comment="keep-alive")
+                        continue
+                    event_id = str(msgspec.json.decode(payload).get("id", ""))
+                    yield ServerSentEventMessage(
+                        data=payload.decode(), event="notification", id=event_id
+                    )
+            finally:
+                await redis.aclose()
+
+        return ServerSentEvent(events())
+
+
+class NotificationPreferencesController(Controller):
+    path = "/users/me/notification-preferences"
+    tags = ["notifications"]
+
+    @get("/", operation_id="getNotificationPreferences", responses=problem_responses())
+    async def get_preferences(
+        self, *, current_user: NamedDependency[Principal], db_session: NamedDependency[AsyncSession]
+    ) -> Preferences:
+        """Which event types reach the caller on which channel (defaults filled in)."""
+        return await service.get_preferences(db_session, current_user)
+
+    @put("/", operation_id="putNotificationPreferences", responses=problem_responses())
+    async def put_preferences(
+        self,
+        *,
+        data: JSONBody[Preferences],
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> Preferences:
+        """Switch (event type, channel) pairs on or off; pairs not sent keep their value."""
+        return await service.put_preferences(db_session, current_user, data)
+
+
+class WebhookController(Controller):
+    path = "/projects/{project_id:uuid}/webhooks"
+    tags = ["webhooks"]
+
+    @post(
+        "/",
+        operation_id="createWebhook",
+        status_code=HTTP_201_CREATED,
+        responses=problem_responses(403),
+    )
+    async def create_webhook(
+        self,
+        *,
+        project_id: FromPath[uuid.UUID],
+        data: JSONBody[WebhookCreate],
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> WebhookOut:
+        """Subscribe a URL to events of the project; deliveries are signed with ``secret``."""
+        return await webhooks.create_webhook(db_session, current_user, project_id, data)
+
+    @get("/", operation_id="listWebhooks", responses=problem_responses(403))
+    async def list_webhooks(
+        self,
+        *,
+        project_id: FromPath[uuid.UUID],
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> list[WebhookOut]:
+        """The project's webhook subscriptions."""
+        return await webhooks.list_webhooks(db_session, current_user, project_id)
+
+    @delete(
+        "/{webhook_id:uuid}",
+        operation_id="deleteWebhook",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=problem_responses(403),
+    )
+    async def delete_webhook(
+        self,
+        *,
+        project_id: FromPath[uuid.UUID],
+        webhook_id: FromPath[uuid.UUID],
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> None:
+        """Remove a webhook subscription."""
+        await webhooks.delete_webhook(db_session, current_user, project_id, webhook_id)
+
+    @get(
+        "/{webhook_id:uuid}/deliveries",
+        operation_id="listWebhookDeliveries",
+        responses=problem_responses(403),
+    )
+    async def list_deliveries(
+        self,
+        *,
+        project_id: FromPath[uuid.UUID],
+        webhook_id: FromPath[uuid.UUID],
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+        limit: FromQuery[int] = 50,
+    ) -> list[WebhookDeliveryOut]:
+        """Recent deliveries with every attempt (status code, error, duration)."""
+        return await webhooks.list_deliveries(
+            db_session, current_user, project_id, webhook_id, limit
+        )
+
+
+CONTROLLERS = [NotificationController, NotificationPreferencesController, WebhookController]
