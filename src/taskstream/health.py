@@ -27,14 +27,18 @@ class HealthReport(msgspec.Struct):
 REQUIRED_FOR_SERVING = ("postgres", "kafka")
 
 
-async def health_report(settings: Settings) -> HealthReport:
-    """Probe every dependency concurrently (bounded) and summarise."""
+async def health_report(
+    settings: Settings, extra: dict[str, ServiceState] | None = None
+) -> HealthReport:
+    """Probe every dependency concurrently (bounded) and summarise; ``extra`` adds in-process
+    components (e.g. the rate limiter's Redis fallback) that never block serving."""
     names = ["postgres", "redis", "rabbitmq", "kafka"]
     results = await asyncio.gather(*(probe(settings, name) for name in names))
     services = {
         name: ServiceState("up" if r.ok else "down", r.endpoint.address, r.detail)
         for name, r in zip(names, results, strict=True)
     }
+    services.update(extra or {})
     serving = all(services[name].status == "up" for name in REQUIRED_FOR_SERVING)
     return HealthReport(status="ok" if serving else "unavailable", services=services)
 
@@ -46,5 +50,12 @@ class HealthController(Controller):
     @get(operation_id="getHealth", summary="Service health", exclude_from_auth=True)
     async def health(self, state: State) -> Response[HealthReport]:
         """Report each dependency's state; 503 when the API cannot serve."""
-        report = await health_report(state.settings)
+        extra = {}
+        limiter = state.get("rate_limiter")
+        if limiter is not None:
+            status, detail = limiter.status()
+            extra["ratelimit"] = ServiceState(
+                status, "in-process" if status != "up" else "redis", detail
+            )
+        report = await health_report(state.settings, extra)
         return Response(report, status_code=200 if report.status == "ok" else 503)

@@ -84,6 +84,21 @@ def problem_response(
 
 # msgspec/litestar say "at `$.tasks[3].title`" or give "tasks[3].title"; clients want the latter.
 _DOLLAR_PATH = re.compile(r"`\$\.?([^`]*)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix or prefix == "$":
+        return path or "$"
+    if not path or path == "$":
+        return prefix
+    return prefix + path if path.startswith("[") else f"{prefix}.{path}"
+
+
+def _with_missing_field(path: str, message: str) -> str:
+    """msgspec reports a missing field at its parent object; point at the field itself."""
+    missing = _MISSING_FIELD.search(message)
+    return _join(path, missing.group(1)) if missing else path
 
 
 def field_errors_from_litestar(extra: Any) -> list[FieldError]:
@@ -96,7 +111,7 @@ def field_errors_from_litestar(extra: Any) -> list[FieldError]:
         if path in ("data", ""):
             path = "$"
         message = str(item.get("message", "invalid"))
-        errors.append(FieldError(path=path, message=message))
+        errors.append(FieldError(path=_with_missing_field(path, message), message=message))
     return errors
 
 
@@ -105,14 +120,13 @@ def field_error_from_msgspec(exc: msgspec.ValidationError, prefix: str = "") -> 
     match = _DOLLAR_PATH.search(text)
     path = match.group(1) if match else ""
     message = text.split(" - at ", 1)[0]
-    joined = f"{prefix}.{path}" if prefix and path and not path.startswith("[") else prefix + path
-    return FieldError(path=joined or "$", message=message)
+    return FieldError(path=_with_missing_field(_join(prefix, path), message), message=message)
 
 
 def _domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
-    headers = None
+    headers: dict[str, str] | None = getattr(exc, "headers", None)
     if isinstance(exc, UnavailableError):
-        headers = {"Retry-After": str(exc.retry_after_s)}
+        headers = {**(headers or {}), "Retry-After": str(exc.retry_after_s)}
     return problem_response(
         exc.status,
         exc.detail,

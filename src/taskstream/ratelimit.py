@@ -68,13 +68,16 @@ def redis_storage_uri(redis_url: str) -> str:
 class RateLimiter:
     """Counts hits per (kind, identity) in clock-aligned windows."""
 
-    def __init__(self, settings: RateLimitSettings, redis_url: str) -> None:
+    def __init__(
+        self, settings: RateLimitSettings, redis_url: str, key_prefix: str = "taskstream-limits"
+    ) -> None:
         self.settings = settings
         self.items: dict[str, RateLimitItem] = {k: parse(getattr(settings, k)) for k in KINDS}
         # implementation="redispy": limits defaults to coredis, which is not installed.
         self.redis = RedisStorage(
             redis_storage_uri(redis_url),
             implementation="redispy",
+            key_prefix=key_prefix,
             wrap_exceptions=True,
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,
@@ -88,8 +91,9 @@ class RateLimiter:
         return self._redis_down_until > time.monotonic()
 
     def status(self) -> tuple[str, str]:
-        """("up"|"degraded", detail) for /health."""
-        if self.degraded:
+        """("up"|"degraded", detail) for /health: degraded from a Redis failure until the next
+        successful Redis call."""
+        if self.last_error is not None:
             return "degraded", (
                 f"redis unreachable ({self.last_error}); policy "
                 f"{self.settings.redis_unavailable_policy}"

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 from taskstream.app import create_app
 from taskstream.settings import KafkaSettings, Settings
@@ -28,6 +29,13 @@ async def api_app(api_settings: Settings, database: str, topics: KafkaSettings) 
 async def client(api_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     async with AsyncTestClient(app=api_app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+async def app_redis(api_settings: Settings) -> AsyncIterator[Redis]:
+    redis = Redis.from_url(api_settings.redis.url)
+    yield redis
+    await redis.aclose()
 
 
 @pytest.fixture

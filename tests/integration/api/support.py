@@ -65,10 +65,15 @@ def relaxed_limits(settings: Settings, **overrides: Any) -> Settings:
 
 
 async def read_commands(
-    settings: Settings, wanted: set[uuid.UUID], timeout_s: float = 15.0
+    settings: Settings,
+    wanted: set[uuid.UUID],
+    timeout_s: float = 15.0,
+    *,
+    collect_all: bool = False,
 ) -> dict[uuid.UUID, tuple[bytes | None, TaskCommand, dict[str, bytes]]]:
     """Read the task-commands topic from the start with a plain aiokafka consumer (no group)
-    until every wanted command id has been seen."""
+    until every wanted command id has been seen (``collect_all``: and the topic is drained;
+    every command read is returned)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         enable_auto_commit=False,
@@ -85,12 +90,14 @@ async def read_commands(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         async with asyncio.timeout(timeout_s):
-            while not wanted <= set(found):
+            drained = False
+            while not wanted <= set(found) or (collect_all and not drained):
                 batches = await consumer.getmany(timeout_ms=500)
+                drained = not batches and wanted <= set(found)
                 for records in batches.values():
                     for record in records:
                         command = decode_command(record.value)
-                        if command.command_id in wanted:
+                        if collect_all or command.command_id in wanted:
                             found[command.command_id] = (
                                 record.key,
                                 command,
@@ -99,3 +106,33 @@ async def read_commands(
     finally:
         await consumer.stop()
     return found
+
+
+async def insert_task(session_factory: Any, project_id: str, created_by: str, **values: Any) -> str:
+    """A task row as the consumer would write it (until the consumer lands, reads use this)."""
+    from sqlalchemy import text
+
+    task_id = str(values.pop("id", uuid.uuid4()))
+    row = {
+        "id": task_id,
+        "project_id": project_id,
+        "created_by": created_by,
+        "title": values.pop("title", "A task"),
+        "status": values.pop("status", "todo"),
+        "priority": values.pop("priority", "medium"),
+        "deadline": values.pop("deadline", None),
+        "assignee_id": values.pop("assignee_id", None),
+    }
+    assert not values, values
+    async with session_factory() as session:
+        await session.execute(
+            text(
+                "INSERT INTO tasks (id, project_id, created_by, title, status, priority, deadline,"
+                " assignee_id) VALUES (:id, :project_id, :created_by, :title,"
+                " CAST(:status AS task_status), CAST(:priority AS task_priority), :deadline,"
+                " :assignee_id)"
+            ),
+            row,
+        )
+        await session.commit()
+    return task_id
