@@ -255,7 +255,7 @@ class Lane:
             assert {r["id"] for r in found} == set(task_ids)
             audit = await conn.fetch(
                 "SELECT command_id, count(*) AS n FROM task_events WHERE task_id = ANY($1) "
-                "GROUP BY command_id",
+                "AND event_type = 'task.created' GROUP BY command_id",
                 task_ids,
             )
             assert {r["command_id"] for r in audit} == {c.command_id for c in creates}
