@@ -27,7 +27,8 @@ RULES: Final[dict[str, tuple[str, ...]]] = {
     "user.created": (SUBJECT_USER,),
     "project.created": (),
     "project.member_added": (SUBJECT_USER,),
-    "task.created": (ASSIGNEE, REVIEWER, MANAGERS),
+    # A create with an assignee also emits task.assigned, which tells the assignee.
+    "task.created": (REVIEWER, MANAGERS),
     "task.updated": (ASSIGNEE, REVIEWER),
     "task.assigned": (ASSIGNEE, PREVIOUS_ASSIGNEE, REVIEWER),
     "task.status_changed": (ASSIGNEE, REVIEWER, CREATOR),

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def notif_settings(settings: Settings, topics: object) -> Settings:
+def notif_settings(settings: Settings, topics: object, database: str) -> Settings:
     """Session settings with a fresh exchange and quick webhook retries."""
     rabbit = settings.rabbit.model_copy(
         update={
