@@ -107,7 +107,7 @@ async def inbox(client: httpx.AsyncClient, headers: dict[str, str], **params: An
 
 
 async def test_task_create_assign_complete_through_the_api(api: httpx.AsyncClient) -> None:
-    owner_id, owner = await register(api, "Owner")
+    _, owner = await register(api, "Owner")
     alice_id, alice = await register(api, "Alice")
     bob_id, bob = await register(api, "Bob")
     project = await api.post("/projects", json={"name": "Launch"}, headers=owner)
@@ -199,7 +199,7 @@ async def test_task_create_assign_complete_through_the_api(api: httpx.AsyncClien
 
 
 async def test_preferences_and_webhook_endpoints(api: httpx.AsyncClient) -> None:
-    owner_id, owner = await register(api, "Owner")
+    _, owner = await register(api, "Owner")
     _, stranger = await register(api, "Stranger")
     prefs = await api.get("/users/me/notification-preferences", headers=owner)
     assert prefs.status_code == 200
