@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from taskstream.auth.endpoints import AuthController, UsersController
 from taskstream.auth.middleware import JWTAuthMiddleware, UserStatusCache
 from taskstream.auth.tokens import TokenCodec
+from taskstream.commands.endpoints import CommandController
 from taskstream.db import create_engine, create_session_factory
 from taskstream.dependencies import DEPENDENCIES
 from taskstream.health import HealthController
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, bench_routes: bool = False) 
         UsersController,
         ProjectController,
         TaskController,
+        CommandController,
         *NOTIFICATION_CONTROLLERS,
     ]
     if bench_routes:

@@ -1,0 +1,62 @@
+"""`GET /commands/{id}`: accepted, applied or rejected, optionally waiting for the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskstream.auth.principal import Principal
+from taskstream.commands.repository import CommandStatusRepository
+from taskstream.commands.service import CommandView, get_command_status
+from taskstream.commands.waiter import SettledListener
+from taskstream.infra.probes import asyncpg_dsn
+from taskstream.settings import Settings
+
+_listener_lock = asyncio.Lock()
+
+
+async def settled_listener(state: State) -> SettledListener:
+    """The process's LISTEN connection, opened on first use (closed with the process)."""
+    async with _listener_lock:
+        listener = state.get("command_listener")
+        if listener is None:
+            settings: Settings = state.settings
+            listener = SettledListener(asyncpg_dsn(settings.db.url))
+            state.command_listener = listener
+        return listener
+
+
+class CommandController(Controller):
+    path = "/commands"
+    tags = ["commands"]
+
+    @get("/{command_id:uuid}", operation_id="getCommand", summary="Command status")
+    async def get_command(
+        self,
+        command_id: uuid.UUID,
+        current_user: Principal,
+        db_session: AsyncSession,
+        state: State,
+        wait: Annotated[
+            float,
+            Parameter(
+                ge=0,
+                description="Seconds to wait for applied/rejected (capped by the server)",
+            ),
+        ] = 0.0,
+    ) -> CommandView:
+        """Whether a command is accepted, applied or rejected (with the reason); only its
+        actor or an admin can see it. ``?wait=N`` waits up to N seconds for the outcome."""
+        settings: Settings = state.settings
+        wait_s = min(wait, settings.api.command_wait_max_s)
+        repo = CommandStatusRepository(db_session, state.get("redis"))
+        listener = await settled_listener(state) if wait_s > 0 else None
+        return await get_command_status(
+            repo, current_user, command_id, wait_s=wait_s, listener=listener
+        )
