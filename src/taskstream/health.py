@@ -21,6 +21,8 @@ class ServiceState(msgspec.Struct):
 class HealthReport(msgspec.Struct):
     status: str
     services: dict[str, ServiceState]
+    # Total lag of the task-command applier group; None when it could not be measured.
+    consumer_lag: int | None = None
 
 
 # The API cannot accept commands without these; the others degrade features only.
@@ -33,6 +35,7 @@ async def health_report(
     """Probe every dependency concurrently (bounded) and summarise; ``extra`` adds in-process
     components (e.g. the rate limiter's Redis fallback) that never block serving."""
     names = ["postgres", "redis", "rabbitmq", "kafka"]
+    lag = asyncio.ensure_future(consumer_lag(settings))
     results = await asyncio.gather(*(probe(settings, name) for name in names))
     services = {
         name: ServiceState("up" if r.ok else "down", r.endpoint.address, r.detail)
@@ -40,7 +43,22 @@ async def health_report(
     }
     services.update(extra or {})
     serving = all(services[name].status == "up" for name in REQUIRED_FOR_SERVING)
-    return HealthReport(status="ok" if serving else "unavailable", services=services)
+    return HealthReport(
+        status="ok" if serving else "unavailable", services=services, consumer_lag=await lag
+    )
+
+
+# --- stream consumers (issue 4) ------------------------------------------------------------
+
+
+async def consumer_lag(settings: Settings) -> int | None:
+    """Total lag of the applier group (bounded); informative only, never blocks serving."""
+    from consumers.lag import total_lag  # noqa: PLC0415 - Kafka client code lives in consumers/
+
+    try:
+        return await total_lag(settings.kafka, timeout_s=2.0)
+    except Exception:
+        return None
 
 
 class HealthController(Controller):

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from consumers.lag import group_lag
+from taskstream.health import health_report
 from taskstream.infra.topics import ensure_topics
 from taskstream.settings import Settings
 from tests.integration.stream_support import (
@@ -124,6 +125,8 @@ async def test_lag_command_reports_per_partition(
     before = await group_lag(lane.kafka, timeout_s=10)
     assert before.total == 40
     assert all(p.committed is None for p in before.partitions)
+    health = await health_report(settings.model_copy(update={"kafka": lane.kafka}))
+    assert health.consumer_lag == 40
     out = lane.cli("consumers", "lag")
     assert "total" in out and out.strip().splitlines()[-1].split()[-1] == "40"
     consumer = ConsumerProcess(lane.env, tmp_path / "c.log").start()
