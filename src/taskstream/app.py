@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from litestar import Litestar, post
-from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
+from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -28,7 +28,7 @@ from taskstream.health import HealthController
 from taskstream.idempotency import IdempotencyMiddleware
 from taskstream.kafka import CommandPublisher
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
-from taskstream.problems import EXCEPTION_HANDLERS
+from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
 from taskstream.ratelimit import RateLimiter, RateLimitMiddleware
@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, *, bench_routes: bool = False) 
     ]
     if bench_routes:
         handlers.append(bench_noop)
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         state=State({"settings": settings}),
         lifespan=[lifespan],
@@ -159,15 +159,21 @@ def create_app(settings: Settings | None = None, *, bench_routes: bool = False) 
             ),
             security=[{"BearerToken": []}],
         ),
-        on_app_init=[_log_config],
         debug=False,
     )
+    _document_problems(app)
+    return app
+
+
+def _document_problems(app: Litestar) -> None:
+    """Every route answers errors as problem+json (auth, limits, body checks happen in
+    middleware), so every operation documents them, including routes other areas add."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if isinstance(handler, HTTPRouteHandler) and handler.include_in_schema:
+                handler.responses = {**problem_responses(), **(handler.responses or {})}
 
 
 def create_bench_app() -> Litestar:
     """The app plus the unauthenticated ``POST /bench/noop`` ceiling (benchmarks only)."""
     return create_app(bench_routes=True)
-
-
-def _log_config(config: AppConfig) -> AppConfig:
-    return config

@@ -19,14 +19,20 @@ RUN_COMPONENTS: list[list[str]] = [["api"], ["consume"], ["relay"], ["work"]]
 @click.command("api")
 @click.option("--workers", type=int, default=None, help="defaults to TASKSTREAM_API__WORKERS")
 @click.option("--port", type=int, default=None)
-def api(workers: int | None, port: int | None) -> None:
+@click.option(
+    "--factory",
+    default="taskstream.app:create_app",
+    show_default=True,
+    help="app factory; loadtest uses taskstream.app:create_bench_app (adds POST /bench/noop)",
+)
+def api(workers: int | None, port: int | None, factory: str) -> None:
     """Serve the Litestar API with granian."""
     from granian.constants import Interfaces, Loops  # noqa: PLC0415
     from granian.server import Server  # noqa: PLC0415
 
     settings = get_settings().api
     Server(
-        "taskstream.app:create_app",
+        factory,
         factory=True,
         address=settings.host,
         port=port or settings.port,

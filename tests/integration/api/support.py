@@ -136,3 +136,63 @@ async def insert_task(session_factory: Any, project_id: str, created_by: str, **
         )
         await session.commit()
     return task_id
+
+
+class ApiServer:
+    """``taskstream api`` (granian) in a child process with the given settings."""
+
+    def __init__(self, settings: Settings, *, workers: int = 1, factory: str | None = None):
+        self.settings = settings
+        self.port = free_port()
+        self.workers = workers
+        self.factory = factory
+        self.process: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ApiServer:
+        import os
+        import subprocess
+        import sys
+        import time
+
+        env = {
+            **os.environ,
+            **self.settings.as_env(),
+            "TASKSTREAM_API__PORT": str(self.port),
+            "TASKSTREAM_API__WORKERS": str(self.workers),
+        }
+        argv = [sys.executable, "-m", "taskstream", "api"]
+        if self.factory:
+            argv += ["--factory", self.factory]
+        self.process = subprocess.Popen(
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"API server exited: {self.process.stderr.read().decode()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    pass
+                response = httpx.post(f"{self.url}/auth/login", json={}, timeout=2)
+                if response.status_code < 500:
+                    return self
+            except (OSError, httpx.HTTPError):
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("API server did not start within 30 s")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except Exception:
+                self.process.kill()
+                self.process.wait()

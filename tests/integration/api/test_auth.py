@@ -204,9 +204,9 @@ def test_rs256_tokens_round_trip_and_refuse_hs256_confusion(tmp_path):
         "jti": "x",
         "iss": "taskstream",
     }
-    import hmac  # noqa: F401 - PyJWT refuses PEM keys as HMAC secrets; build the token by hand
     import base64
     import hashlib
+    import hmac
     import json
 
     def b64(data: bytes) -> str:
