@@ -5,11 +5,14 @@ from __future__ import annotations
 import click
 
 from taskstream.cli import config, consume, dlq, infra, serve, work
+from taskstream.logs import configure_logging
+from taskstream.settings import get_settings
 
 
 @click.group()
 def main() -> None:
     """taskstream: high-volume task ingestion through Kafka."""
+    configure_logging(get_settings())
 
 
 for module in (config, infra, serve, consume, dlq, work):
