@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskstream.db import create_engine, create_session_factory
@@ -85,9 +86,19 @@ async def database(settings: Settings, services_up: None) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def topics(settings: Settings, services_up: None) -> KafkaSettings:
+async def topics(settings: Settings, services_up: None) -> AsyncIterator[KafkaSettings]:
+    """This session's topics; deleted afterwards (tansu keeps every topic in memory)."""
     await ensure_topics(settings.kafka)
-    return settings.kafka
+    yield settings.kafka
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        ours = [name for name in existing if RUN_ID in name]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
