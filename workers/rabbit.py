@@ -85,6 +85,7 @@ class RabbitChannel:
             on_close_callback=self._on_connection_closed,
             custom_ioloop=loop,
         )
+        _coalesce_writes(self._connection, loop)
         await opened
         channel_opened: asyncio.Future[Channel] = self._track(loop.create_future())
         self._connection.channel(on_open_callback=lambda ch: _resolve(channel_opened, ch))
@@ -102,6 +103,7 @@ class RabbitChannel:
         ):
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._close_waiter = done
+            self._closing = True
             self._connection.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done, 5)
@@ -232,7 +234,7 @@ class RabbitChannel:
             _resolve(waiter, None)
 
     def _fail_everything(self, reason: BaseException) -> None:
-        if not self.closed:
+        if not self.closed and not getattr(self, "_closing", False):
             log.warning("rabbitmq channel closed: %r", reason)
         self.closed = True
         self.close_reason = reason
@@ -242,6 +244,31 @@ class RabbitChannel:
         self._unconfirmed.clear()
         for inbox in self._consumers.values():
             inbox.put_nowait(_CLOSED)
+
+
+def _coalesce_writes(connection: AsyncioConnection, loop: asyncio.AbstractEventLoop) -> None:
+    """Hand the transport one buffer per loop iteration instead of one per AMQP frame.
+
+    pika emits every frame separately (method, header, body: three per publish) and its
+    transport does one ``send()`` per buffer; profiling the relay showed those syscalls as the
+    largest cost. Joining the frames emitted in one iteration keeps their order and saves
+    about two thirds of the sends. (Patched on the instance: pika has no hook for it.)
+    """
+    emit = connection._adapter_emit_data
+    pending: list[bytes] = []
+
+    def flush() -> None:
+        data = b"".join(pending)
+        pending.clear()
+        if connection._transport is not None:  # closed meanwhile: nothing to send to
+            emit(data)
+
+    def buffered_emit(data: bytes) -> None:
+        if not pending:
+            loop.call_soon(flush)
+        pending.append(data)
+
+    connection._adapter_emit_data = buffered_emit
 
 
 def _resolve(future: asyncio.Future[Any], value: Any) -> None:

@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -23,7 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskstream.db import create_engine, create_session_factory, transaction
-from taskstream.messages import EVENT_VERSION, TRACE_ID_HEADER
+from taskstream.messages import TRACE_ID_HEADER
 from taskstream.notifications.outbox_relay import OutboxRelayRepository, PendingEvent, sweep_overdue
 from taskstream.settings import Settings
 from workers.rabbit import PublishNackedError, RabbitChannel, RabbitUnavailableError
@@ -44,11 +46,29 @@ DB_ERRORS = (OperationalError, DBAPIError)
 
 @dataclass(slots=True)
 class RelayOptions:
-    batch_size: int = 500
+    batch_size: int = 1000
     idle_poll_s: float = 0.05
     sweep_interval_s: float = 30.0
     confirm_timeout_s: float = 30.0
+    pipeline: int = 3  # batches in flight at once
     max_backoff_s: float = 5.0
+
+
+@dataclass(slots=True)
+class InFlightBatch:
+    """Claimed rows (locked by ``session``'s open transaction), published, awaiting acks."""
+
+    session: AsyncSession
+    rows: list[PendingEvent]
+    confirmed: asyncio.Future[Any]
+
+
+async def _abandon(session: AsyncSession) -> None:
+    """Roll back (the rows stay unsent and are claimed again) and release the connection."""
+    try:
+        await session.rollback()
+    finally:
+        await session.close()
 
 
 def _properties(row: PendingEvent) -> BasicProperties:
@@ -58,7 +78,7 @@ def _properties(row: PendingEvent) -> BasicProperties:
         message_id=str(row.event_id),
         type=row.event_type,
         timestamp=int(row.created_at.timestamp()),
-        headers={TRACE_ID_HEADER: row.trace_id or "", "x-event-version": EVENT_VERSION},
+        headers={TRACE_ID_HEADER: row.trace_id or ""},  # type and version are in the body
     )
 
 
@@ -99,37 +119,91 @@ class OutboxRelay:
                 raise
             self.producer = producer
 
-    async def relay_batch(self) -> int:
-        """Relay one batch; returns how many rows were marked sent (0: nothing to do)."""
+    async def _start_batch(self) -> InFlightBatch | None:
+        """Claim a batch in a new transaction and publish it; confirms are still outstanding."""
         await self._connect()
         assert self.rabbit is not None
         assert self.producer is not None
         exchange = self.topology.exchange
         topic = self.settings.kafka.task_events_topic
-        async with transaction(self.session_factory) as session:
-            repo = OutboxRelayRepository.from_session(session)
-            rows = await repo.claim_unsent(self.options.batch_size)
+        session = self.session_factory()
+        try:
+            await session.begin()
+            rows = await OutboxRelayRepository.from_session(session).claim_unsent(
+                self.options.batch_size
+            )
             if not rows:
-                return 0
-            waits: list[asyncio.Future[object]] = []
-            for row in rows:
-                waits.append(
-                    self.rabbit.publish(exchange, row.event_type, row.payload, _properties(row))  # type: ignore[arg-type]
-                )
+                await session.rollback()
+                await session.close()
+                return None
+            waits: list[asyncio.Future[Any]] = [
+                self.rabbit.publish(exchange, row.event_type, row.payload, _properties(row))
+                for row in rows
+            ]
             for row in rows:
                 headers = [
                     (TRACE_ID_HEADER, (row.trace_id or "").encode()),
                     ("x-event-type", row.event_type.encode()),
                 ]
-                waits.append(
-                    await self.producer.send(
-                        topic, row.payload, key=str(row.aggregate_id).encode(), headers=headers
-                    )
-                )
-            await asyncio.wait_for(asyncio.gather(*waits), self.options.confirm_timeout_s)
-            await repo.mark_sent([row.id for row in rows])
-        self.relayed += len(rows)
-        return len(rows)
+                key = str(row.aggregate_id).encode()
+                waits.append(await self.producer.send(topic, row.payload, key=key, headers=headers))
+        except BaseException:
+            await _abandon(session)
+            raise
+        confirmed = asyncio.ensure_future(
+            asyncio.wait_for(asyncio.gather(*waits), self.options.confirm_timeout_s)
+        )
+        return InFlightBatch(session, rows, confirmed)
+
+    async def _finish_batch(self, batch: InFlightBatch) -> int:
+        """Wait for every confirm and ack of the batch, then mark its rows sent and commit."""
+        try:
+            await batch.confirmed
+            await OutboxRelayRepository.from_session(batch.session).mark_sent(
+                [row.id for row in batch.rows]
+            )
+            await batch.session.commit()
+        except BaseException:
+            await _abandon(batch.session)
+            raise
+        await batch.session.close()
+        self.relayed += len(batch.rows)
+        return len(batch.rows)
+
+    async def relay_batch(self) -> int:
+        """Relay one batch; returns how many rows were marked sent (0: nothing to do)."""
+        batch = await self._start_batch()
+        return 0 if batch is None else await self._finish_batch(batch)
+
+    async def drain(self, max_batches: int = 50) -> int:
+        """Relay back to back with up to ``options.pipeline`` batches in flight.
+
+        While batch N waits for its confirms, batch N+1 is claimed (SKIP LOCKED passes over
+        N's locked rows) and published, so the database round trips and the broker acks
+        overlap. Publish order is claim order; only a failure can resend N after N+1.
+        Returns after ``max_batches`` (so the sweep gets its turn) or when nothing is left.
+        """
+        in_flight: deque[InFlightBatch] = deque()
+        relayed = started = 0
+        more = True
+        try:
+            while True:
+                if more and started < max_batches and len(in_flight) < self.options.pipeline:
+                    batch = await self._start_batch()
+                    if batch is not None:
+                        in_flight.append(batch)
+                        started += 1
+                        more = len(batch.rows) == self.options.batch_size
+                        continue
+                    more = False
+                if not in_flight:
+                    return relayed
+                relayed += await self._finish_batch(in_flight.popleft())
+        except BaseException:
+            for batch in in_flight:
+                batch.confirmed.cancel()
+                await _abandon(batch.session)
+            raise
 
     async def sweep(self) -> int:
         async with transaction(self.session_factory) as session:
@@ -162,7 +236,7 @@ class OutboxRelay:
                     if swept:
                         log.info("overdue sweep marked %d tasks", swept)
                     next_sweep = time.monotonic() + self.options.sweep_interval_s
-                relayed = await self.relay_batch()
+                relayed = await self.drain()
                 backoff = 0.1
                 if relayed < self.options.batch_size:
                     await _sleep_or_stop(stop, self.options.idle_poll_s)

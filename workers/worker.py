@@ -29,7 +29,7 @@ from taskstream.messages import DomainEvent
 from taskstream.notifications.email import deliver_email
 from taskstream.notifications.events import PoisonEventError, decode_notification_event
 from taskstream.notifications.live import publish_live
-from taskstream.notifications.models import Notification
+from taskstream.notifications.schemas import LiveNotification
 from taskstream.notifications.service import deliver_in_app
 from taskstream.notifications.webhook_repository import DeliveryTarget
 from taskstream.notifications.webhooks import (
@@ -169,7 +169,7 @@ class NotificationWorker:
         """One transaction per batch; per message only when the batch as a whole fails."""
         decoded = await self._decode(batch)
         events = list({e.event_id: e for _, e in decoded}.values())
-        created: list[Notification] = []
+        created: list[LiveNotification] = []
         try:
             if events:
                 async with transaction(self.session_factory) as session:
@@ -188,8 +188,8 @@ class NotificationWorker:
 
     async def _in_app_one_by_one(
         self, decoded: list[tuple[Delivery, DomainEvent]]
-    ) -> list[Notification]:
-        created: list[Notification] = []
+    ) -> list[LiveNotification]:
+        created: list[LiveNotification] = []
         for delivery, event in decoded:
             try:
                 async with transaction(self.session_factory) as session:
@@ -200,7 +200,7 @@ class NotificationWorker:
                 await self.dead_letter(delivery, f"in-app delivery failed: {exc!r}")
         return created
 
-    async def _push_live(self, created: list[Notification]) -> None:
+    async def _push_live(self, created: list[LiveNotification]) -> None:
         try:
             await publish_live(self.redis, created)
         except (RedisError, OSError) as exc:

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Sequence
 import msgspec
 from redis.asyncio import Redis
 
-from taskstream.notifications.models import Notification
 from taskstream.notifications.schemas import LiveNotification
 
 CHANNEL_PREFIX = "taskstream:notifications:"
@@ -24,25 +23,13 @@ def user_channel(user_id: uuid.UUID) -> str:
     return f"{CHANNEL_PREFIX}{user_id}"
 
 
-def to_live(notification: Notification) -> LiveNotification:
-    return LiveNotification(
-        id=notification.id,
-        user_id=notification.user_id,
-        event_id=notification.event_id,
-        event_type=notification.event_type,
-        title=notification.title,
-        data=notification.data,
-        created_at=notification.created_at,
-    )
-
-
-async def publish_live(redis: Redis, notifications: Sequence[Notification]) -> None:
+async def publish_live(redis: Redis, notifications: Sequence[LiveNotification]) -> None:
     """One pipelined PUBLISH per new notification."""
     if not notifications:
         return
     async with redis.pipeline(transaction=False) as pipe:
         for notification in notifications:
-            pipe.publish(user_channel(notification.user_id), _encoder.encode(to_live(notification)))
+            pipe.publish(user_channel(notification.user_id), _encoder.encode(notification))
         await pipe.execute()
 
 

@@ -5,20 +5,47 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+import msgspec
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth.models import User
 from taskstream.enums import NotificationChannel, ProjectRole
 from taskstream.notifications.models import Notification, NotificationPreference
+from taskstream.notifications.schemas import LiveNotification
 from taskstream.projects.models import Project, ProjectMember
 
-# 8 columns per row; PostgreSQL allows 32767 bind parameters per statement.
-INSERT_CHUNK = 3000
+INSERT_CHUNK = 5000
+_json = msgspec.json.Encoder()
+
+# Arrays instead of a multi-row VALUES: six bind parameters whatever the batch size, so neither
+# SQLAlchemy nor PostgreSQL re-plans a statement with thousands of placeholders per batch.
+INSERT_NOTIFICATIONS = text(
+    """
+    INSERT INTO notifications (id, user_id, event_id, event_type, title, data)
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:user_ids AS uuid[]), CAST(:event_ids AS uuid[]),
+        CAST(:event_types AS varchar[]), CAST(:titles AS varchar[]), CAST(:data AS jsonb[])
+    )
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, user_id, event_id, event_type, title, data, created_at
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    title: str
+    data: dict[str, Any]
 
 
 class NotificationRepository:
@@ -78,17 +105,35 @@ class NotificationRepository:
 
     # --- in-app notifications ---------------------------------------------------------------
 
-    async def insert_notifications(self, rows: Sequence[dict[str, Any]]) -> list[Notification]:
-        """Insert, skipping ids already present (redeliveries); returns only the new rows."""
-        created: list[Notification] = []
+    async def insert_notifications(self, rows: Sequence[NewNotification]) -> list[LiveNotification]:
+        """One unnest INSERT per chunk, skipping ids already present (redeliveries); returns
+        only the rows created now."""
+        created: list[LiveNotification] = []
         for start in range(0, len(rows), INSERT_CHUNK):
-            stmt = (
-                insert(Notification)
-                .values(list(rows[start : start + INSERT_CHUNK]))
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(Notification)
+            chunk = rows[start : start + INSERT_CHUNK]
+            result = await self.session.execute(
+                INSERT_NOTIFICATIONS,
+                {
+                    "ids": [r.id for r in chunk],
+                    "user_ids": [r.user_id for r in chunk],
+                    "event_ids": [r.event_id for r in chunk],
+                    "event_types": [r.event_type for r in chunk],
+                    "titles": [r.title for r in chunk],
+                    "data": [_json.encode(r.data).decode() for r in chunk],
+                },
             )
-            created.extend((await self.session.scalars(stmt)).all())
+            created.extend(
+                LiveNotification(
+                    id=row.id,
+                    user_id=row.user_id,
+                    event_id=row.event_id,
+                    event_type=row.event_type,
+                    title=row.title,
+                    data=row.data,
+                    created_at=row.created_at,
+                )
+                for row in result
+            )
         return created
 
     async def page(

@@ -23,8 +23,9 @@ from taskstream.notifications.recipients import (
     notification_id,
     wants,
 )
-from taskstream.notifications.repository import NotificationRepository
+from taskstream.notifications.repository import NewNotification, NotificationRepository
 from taskstream.notifications.schemas import (
+    LiveNotification,
     NotificationOut,
     NotificationPage,
     PreferenceItem,
@@ -68,7 +69,7 @@ async def resolve_recipients(
 
 async def deliver_in_app(
     session: AsyncSession, events: Sequence[DomainEvent]
-) -> list[Notification]:
+) -> list[LiveNotification]:
     """Create the in-app notifications of a batch of events in the caller's transaction.
 
     Ids are uuid5(event, recipient, channel), so a redelivered event inserts nothing; the
@@ -76,15 +77,14 @@ async def deliver_in_app(
     """
     recipients = await resolve_recipients(session, events, NotificationChannel.IN_APP)
     rows = [
-        {
-            "id": notification_id(event.event_id, r.user_id, NotificationChannel.IN_APP),
-            "user_id": r.user_id,
-            "event_id": event.event_id,
-            "event_type": event.type,
-            "title": render_title(event),
-            "body": None,
-            "data": render_data(event),
-        }
+        NewNotification(
+            id=notification_id(event.event_id, r.user_id, NotificationChannel.IN_APP),
+            user_id=r.user_id,
+            event_id=event.event_id,
+            event_type=event.type,
+            title=render_title(event),
+            data=render_data(event),
+        )
         for event in events
         for r in recipients[event.event_id]
     ]
