@@ -16,13 +16,12 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskstream.enums import NotificationChannel
 from taskstream.messages import DomainEvent
-from taskstream.notifications.models import EmailDelivery
 from taskstream.notifications.recipients import notification_id
+from taskstream.notifications.repository import NotificationRepository
 from taskstream.notifications.service import Recipient, resolve_recipients
 from taskstream.notifications.texts import render_title
 from taskstream.settings import SmtpSettings
@@ -82,18 +81,10 @@ async def deliver_email(
     for recipient in recipients:
         delivery_id = notification_id(event.event_id, recipient.user_id, NotificationChannel.EMAIL)
         async with session_factory() as session, session.begin():
-            claimed = await session.scalar(
-                insert(EmailDelivery)
-                .values(
-                    id=delivery_id,
-                    user_id=recipient.user_id,
-                    event_id=event.event_id,
-                    recipient=recipient.email,
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(EmailDelivery.id)
+            claimed = await NotificationRepository.from_session(session).claim_email(
+                delivery_id, recipient.user_id, event.event_id, recipient.email
             )
-            if claimed is None:
+            if not claimed:
                 continue  # sent before: this is a redelivery
             message = compose(event, recipient, delivery_id, settings.sender)
             await asyncio.to_thread(send_blocking, settings, [message])

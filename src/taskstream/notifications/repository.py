@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth.models import User
 from taskstream.enums import NotificationChannel, ProjectRole
-from taskstream.notifications.models import Notification, NotificationPreference
+from taskstream.notifications.models import EmailDelivery, Notification, NotificationPreference
 from taskstream.notifications.schemas import LiveNotification
 from taskstream.projects.models import Project, ProjectMember
 
@@ -184,6 +184,18 @@ class NotificationRepository:
             Notification.user_id == user_id, Notification.read_at.is_(None)
         )
         return int((await self.session.execute(stmt)).scalar_one())
+
+    async def claim_email(
+        self, delivery_id: uuid.UUID, user_id: uuid.UUID, event_id: uuid.UUID, address: str
+    ) -> bool:
+        """Record an email as sent in the caller's transaction; False if it already was."""
+        stmt = (
+            insert(EmailDelivery)
+            .values(id=delivery_id, user_id=user_id, event_id=event_id, recipient=address)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(EmailDelivery.id)
+        )
+        return (await self.session.scalar(stmt)) is not None
 
     # --- preferences ------------------------------------------------------------------------
 
