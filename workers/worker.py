@@ -263,11 +263,13 @@ class NotificationWorker:
                     targets = await plan_deliveries(session, event)
                 event_type = event.type
             await asyncio.gather(*(self._attempt(delivery, t, event_type) for t in targets))
+        except BROKER_ERRORS:
+            raise  # the channel is gone: reconnect, the message comes back
         except Exception as exc:
-            if not is_transient(exc):
-                raise
-            await self._requeue_later([delivery], exc)
-            return
+            if is_transient(exc):
+                await self._requeue_later([delivery], exc)
+                return
+            await self.dead_letter(delivery, f"webhook fan-out failed: {exc!r}")
         self._rabbit().ack(delivery.delivery_tag)
 
     async def _attempt(self, delivery: Delivery, target: DeliveryTarget, event_type: str) -> None:
