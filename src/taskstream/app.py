@@ -33,12 +33,13 @@ from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
 from taskstream.ratelimit import RateLimiter, RateLimitMiddleware
 from taskstream.settings import Settings, get_settings
-from taskstream.tasks.commands import CommandGateway
+from taskstream.tasks.commands import AcceptedRecorder, CommandGateway
 from taskstream.tasks.endpoints import TaskController
 
 logger = logging.getLogger(__name__)
 
-REDIS_TIMEOUT_S = 1.0
+# Generous: a saturated event loop must not turn slow replies into reconnect storms.
+REDIS_TIMEOUT_S = 3.0
 # Routes anyone may call; everything else needs a bearer token.
 PUBLIC_PATHS = ["^/schema", "^/health$", "^/bench/"]
 
@@ -69,7 +70,11 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         user_status=UserStatusCache(session_factory),
         project_access=access,
         commands=CommandGateway(
-            publisher, redis, access, session_factory, settings.api.idempotency_ttl_s
+            publisher,
+            redis,
+            access,
+            session_factory,
+            AcceptedRecorder(redis, settings.api.idempotency_ttl_s),
         ),
     )
     try:

@@ -2,7 +2,13 @@
 
 Fixed windows aligned to the clock: the key carries the window number, so one atomic
 INCR+EXPIRE (limits' Lua script) gives the count, and the reset time is known without a
-second round trip. That keeps the limiter at one Redis call per request.
+second round trip.
+
+Leases: for generous limits a process takes hits from Redis in blocks (INCRBY of 1% of the
+limit) and hands them out locally, so a client at 1000 req/s costs ~10 Redis calls per second
+instead of 1000. Leased hits are counted in Redis when taken, so the shared limit is never
+exceeded; at most one unused block per process and window is lost (a client may be limited up
+to 1% per worker early). Small limits (login, registration) use blocks of one: exact.
 
 When Redis is unreachable the configured policy applies (``limits.redis_unavailable_policy``):
 ``local`` (default) keeps limiting per process in memory, ``allow`` stops limiting, ``deny``
@@ -31,7 +37,9 @@ LimitKind = Literal["member", "admin", "anonymous", "login", "registration"]
 KINDS: Final[tuple[LimitKind, ...]] = ("member", "admin", "anonymous", "login", "registration")
 # After a Redis failure, use the fallback this long before trying Redis again.
 REDIS_RETRY_AFTER_S: Final = 5.0
-REDIS_TIMEOUT_S: Final = 0.25
+REDIS_TIMEOUT_S: Final = 2.0
+LEASE_FRACTION: Final = 100  # lease 1% of a limit at a time
+MAX_LEASES: Final = 100_000
 
 
 class RateLimitedError(DomainError):
@@ -85,6 +93,8 @@ class RateLimiter:
         self.memory = MemoryStorage()
         self._redis_down_until = 0.0
         self.last_error: str | None = None
+        # key -> [hits still leased to this process, Redis count at the end of the lease]
+        self._leases: dict[str, list[int]] = {}
 
     @property
     def degraded(self) -> bool:
@@ -107,15 +117,25 @@ class RateLimiter:
         window = int(now // expiry)
         reset_s = max(1, math.ceil((window + 1) * expiry - now))
         key = item.key_for(kind, identity, str(window))
-        count = await self._incr(key, expiry)
-        if count is None:  # policy "allow" while Redis is down
-            return Decision(True, item.amount, item.amount, reset_s)
+        lease = self._leases.get(key)
+        if lease is not None and lease[0] > 0:
+            lease[0] -= 1
+            count = lease[1] - lease[0]
+        else:
+            size = max(1, item.amount // LEASE_FRACTION)
+            end = await self._incr(key, expiry, size)
+            if end is None:  # policy "allow" while Redis is down
+                return Decision(True, item.amount, item.amount, reset_s)
+            if len(self._leases) >= MAX_LEASES:
+                self._leases.clear()
+            self._leases[key] = [size - 1, end]
+            count = end - (size - 1)
         return Decision(count <= item.amount, item.amount, max(0, item.amount - count), reset_s)
 
-    async def _incr(self, key: str, expiry: int) -> int | None:
+    async def _incr(self, key: str, expiry: int, amount: int) -> int | None:
         if not self.degraded:
             try:
-                return await self.redis.incr(key, expiry)
+                return await self.redis.incr(key, expiry, amount)
             except Exception as exc:  # StorageError, timeouts: whatever Redis does, never a 500
                 self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_S
                 if self.last_error is None:
@@ -130,7 +150,7 @@ class RateLimiter:
             return None
         if policy == "deny":
             raise UnavailableError("Rate limiting is unavailable", int(REDIS_RETRY_AFTER_S))
-        return await self.memory.incr(key, expiry)
+        return await self.memory.incr(key, expiry, amount)
 
     def mark_recovered(self) -> None:
         if self.last_error is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -28,18 +29,29 @@ class UserStatusCache:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
         self._entries: dict[uuid.UUID, tuple[UserRole | None, float]] = {}
+        self._loading: dict[uuid.UUID, asyncio.Future[UserRole | None]] = {}
 
     async def active_role(self, user_id: uuid.UUID) -> UserRole | None:
-        now = time.monotonic()
         cached = self._entries.get(user_id)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        async with self._factory() as session:
-            role = await UserRepository.from_session(session).active_role(user_id)
-        if len(self._entries) > 100_000:
-            self._entries.clear()
-        self._entries[user_id] = (role, now + USER_STATUS_TTL_S)
-        return role
+        # single flight: concurrent requests of one user share one query
+        pending = self._loading.get(user_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(user_id))
+            self._loading[user_id] = pending
+        return await asyncio.shield(pending)
+
+    async def _load(self, user_id: uuid.UUID) -> UserRole | None:
+        try:
+            async with self._factory() as session:
+                role = await UserRepository.from_session(session).active_role(user_id)
+            if len(self._entries) > 100_000:
+                self._entries.clear()
+            self._entries[user_id] = (role, time.monotonic() + USER_STATUS_TTL_S)
+            return role
+        finally:
+            self._loading.pop(user_id, None)
 
     def forget(self, user_id: uuid.UUID) -> None:
         self._entries.pop(user_id, None)

@@ -17,6 +17,7 @@ from taskstream.errors import UnauthorizedError
 from taskstream.settings import AuthSettings
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss"]
+VERIFIED_CACHE_SIZE = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class TokenCodec:
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
         self.algorithm = settings.jwt_algorithm
+        self._verified: dict[str, tuple[Principal, float]] = {}
         if self.algorithm.startswith("RS"):
             private, public = settings.jwt_private_key_file, settings.jwt_public_key_file
             if private is None or public is None:  # Settings validation refuses this already
@@ -59,7 +61,21 @@ class TokenCodec:
         return IssuedToken(jwt.encode(claims, self._signing_key, algorithm=self.algorithm), ttl)
 
     def verify(self, token: str) -> Principal:
-        """The principal of a valid access token; ``UnauthorizedError`` for anything else."""
+        """The principal of a valid access token; ``UnauthorizedError`` for anything else.
+
+        A token already verified by this process is answered from memory until its ``exp``:
+        clients send the same token thousands of times, and the signature cannot change.
+        """
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] + self.settings.leeway_s >= time.time():
+            return cached[0]
+        principal, expires_at = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (principal, expires_at)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -69,7 +85,8 @@ class TokenCodec:
                 leeway=self.settings.leeway_s,
                 options={"require": REQUIRED_CLAIMS},
             )
-            return Principal(user_id=uuid.UUID(claims["sub"]), role=UserRole(claims["role"]))
+            principal = Principal(user_id=uuid.UUID(claims["sub"]), role=UserRole(claims["role"]))
+            return principal, float(claims["exp"])
         except jwt.ExpiredSignatureError as exc:
             raise UnauthorizedError("The access token has expired") from exc
         except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:

@@ -7,6 +7,7 @@ stale membership cache here can only let through a command that is rejected late
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -78,6 +79,41 @@ async def record_accepted(
         logger.warning("could not record %d accepted command(s): %r", len(commands), exc)
 
 
+class AcceptedRecorder:
+    """Coalesces ``record_accepted`` calls of concurrent requests into one pipeline per event
+    loop turn: under load, one Redis round trip serves many 202s. Each caller still waits
+    for its own records to be written, so ``GET /commands/{id}`` right after the 202 finds it.
+    """
+
+    def __init__(self, redis: Redis, ttl_s: int) -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+        self._pending: list[TaskCommand] = []
+        self._flushed: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Future[None]] = set()  # strong refs until done
+
+    async def record(self, commands: Sequence[TaskCommand]) -> None:
+        self._pending.extend(commands)
+        if self._flushed is None:
+            self._flushed = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._start_flush)
+        await asyncio.shield(self._flushed)
+
+    def _start_flush(self) -> None:
+        commands, self._pending = self._pending, []
+        flushed, self._flushed = self._flushed, None
+        if flushed is not None:
+            self._tasks.add(asyncio.ensure_future(self._flush(commands, flushed)))
+
+    async def _flush(self, commands: list[TaskCommand], flushed: asyncio.Future[None]) -> None:
+        try:
+            await record_accepted(self.redis, commands, self.ttl_s)  # never raises
+        finally:
+            if not flushed.done():
+                flushed.set_result(None)
+            self._tasks.discard(asyncio.current_task())
+
+
 @dataclass(slots=True)
 class CommandGateway:
     """Everything the command endpoints need, built once per app."""
@@ -86,12 +122,12 @@ class CommandGateway:
     redis: Redis
     access: ProjectAccessCache
     session_factory: async_sessionmaker[AsyncSession]
-    accepted_ttl_s: int
+    recorder: AcceptedRecorder
 
     async def submit(self, commands: Sequence[TaskCommand], trace_id: str) -> None:
         """Publish and wait for the broker's ack (503 otherwise), then record acceptance."""
         await self.publisher.publish(commands, trace_id)
-        await record_accepted(self.redis, commands, self.accepted_ttl_s)
+        await self.recorder.record(commands)
 
     async def project_for_create(
         self, principal: Principal, project_id: uuid.UUID | None

@@ -1,0 +1,188 @@
+"""API ingestion benchmark (not a test): POST /tasks against the same server's bare 202.
+
+    .venv/bin/python -m loadtest.bench_api [--seconds 10] [--connections 64] [--workers 2]
+
+Starts `taskstream api` (granian, uvloop, --factory taskstream.app:create_bench_app, which adds
+the unauthenticated ``POST /bench/noop`` returning 202 without doing anything) against the real
+PostgreSQL, Redis and tansu, registers a user and drives both routes at 64 keep-alive
+connections, alternating noop/tasks twice and reporting the better round of each.
+
+POST /tasks does everything it does in production: JWT verification, the user-status and
+membership caches, a Redis rate-limit hit, msgspec validation, publishing to a per-run
+``task-commands-bench-*`` topic with acks=all and waiting for the ack, and the pipelined Redis
+"accepted" record. Only the member limit is raised (so the limiter is still called per request
+but does not reject the load).
+
+Load generator: wrk (C, one thread per core, `apt-get install wrk`); it competes with the
+server for the 2 cores, which is why the ceiling is measured the same way in the same run.
+Without wrk a small asyncio raw-HTTP/1.1 generator is used (less efficient; noted in output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from taskstream.infra.topics import ensure_topics
+from taskstream.settings import Settings, get_settings
+from tests.integration.api.support import PASSWORD, ApiServer
+
+BODY = json.dumps({"title": "benchmark task", "priority": "high"})
+
+
+@dataclass
+class Result:
+    route: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    generator: str
+
+
+def _wrk(url: str, token: str | None, seconds: int, connections: int) -> Result:
+    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
+    if token:
+        headers += f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+    script = f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\n{headers}'
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", file.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    Path(file.name).unlink()
+
+    def latency(pct: str) -> float:
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        assert match, out
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: .*", out)
+    errors = int(bad.group(1)) if bad else 0
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(0)))
+    return Result(url.rsplit("/", 2)[-1] or url, rps, latency("50"), latency("99"), errors, "wrk")
+
+
+async def _asyncio_load(url: str, token: str | None, seconds: int, connections: int) -> Result:
+    host, port_path = url.removeprefix("http://").split(":", 1)
+    port, path = port_path.split("/", 1)
+    body = BODY.encode()
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    request = (
+        f"POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{auth}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def connection() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if not head.startswith(b"HTTP/1.1 2"):
+                errors += 1
+        writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    cuts = statistics.quantiles(latencies, n=100)
+    return Result(
+        path, len(latencies) / seconds, cuts[49] * 1000, cuts[98] * 1000, errors, "asyncio"
+    )
+
+
+def measure(url: str, token: str | None, seconds: int, connections: int) -> Result:
+    if shutil.which("wrk"):
+        return _wrk(url, token, seconds, connections)
+    return asyncio.run(_asyncio_load(url, token, seconds, connections))
+
+
+def _bench_settings(linger_ms: int | None = None) -> Settings:
+    base = get_settings()
+    run = uuid.uuid4().hex[:8]
+    kafka = base.kafka.model_copy(update={"task_commands_topic": f"task-commands-bench-{run}"})
+    if linger_ms is not None:
+        kafka = kafka.model_copy(update={"linger_ms": linger_ms})
+    limits = base.limits.model_copy(update={"member": "10000000/second"})
+    return base.model_copy(update={"kafka": kafka, "limits": limits})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--linger-ms", type=int, default=None, help="default: kafka.linger_ms")
+    args = parser.parse_args()
+
+    settings = _bench_settings(args.linger_ms)
+    asyncio.run(ensure_topics(settings.kafka, [settings.kafka.task_commands_topic]))
+    server = ApiServer(
+        settings, workers=args.workers, factory="taskstream.app:create_bench_app"
+    ).start()
+    try:
+        email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
+        httpx.post(
+            f"{server.url}/auth/register",
+            json={"name": "Bench", "email": email, "password": PASSWORD},
+        ).raise_for_status()
+        login = httpx.post(f"{server.url}/auth/login", json={"email": email, "password": PASSWORD})
+        token = login.json()["accessToken"]
+        noop_url, tasks_url = f"{server.url}/bench/noop", f"{server.url}/tasks"
+        measure(tasks_url, token, 2, args.connections)  # warm caches, producer, pools
+        measure(noop_url, None, 2, args.connections)
+        rounds: dict[str, list[Result]] = {"noop": [], "tasks": []}
+        for _ in range(2):
+            rounds["noop"].append(measure(noop_url, None, args.seconds, args.connections))
+            rounds["tasks"].append(measure(tasks_url, token, args.seconds, args.connections))
+    finally:
+        server.stop()
+    noop = max(rounds["noop"], key=lambda r: r.rps)
+    tasks = max(rounds["tasks"], key=lambda r: r.rps)
+    ratio = tasks.rps / noop.rps
+    print(
+        f"\nAPI ingestion: {args.connections} connections, {args.workers} granian workers, "
+        f"linger {settings.kafka.linger_ms} ms, "
+        f"{args.seconds}s per round, generator {tasks.generator}, best of 2 rounds\n"
+    )
+    print("| route | req/s | p50 ms | p99 ms | non-2xx/errors |")
+    print("|---|---:|---:|---:|---:|")
+    for label, r in (("POST /bench/noop (ceiling)", noop), ("POST /tasks", tasks)):
+        print(f"| {label} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |")
+    print(f"\nPOST /tasks = {ratio:.0%} of the ceiling (target >= 50%)")
+    print(
+        "all rounds (req/s): noop "
+        + ", ".join(f"{r.rps:,.0f}" for r in rounds["noop"])
+        + "; tasks "
+        + ", ".join(f"{r.rps:,.0f}" for r in rounds["tasks"])
+    )
+    return 0 if ratio >= 0.5 and tasks.errors == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
