@@ -101,7 +101,15 @@ class TaskCommandApplier:
         self.idle = asyncio.Event()
         self.idle.set()
         self.revoke_wait_s = self.kafka.session_timeout_ms / 1000
-        self.totals = {"applied": 0, "rejected": 0, "duplicates": 0, "dead_lettered": 0}
+        self.totals = {
+            "batches": 0,
+            "messages": 0,
+            "applied": 0,
+            "rejected": 0,
+            "duplicates": 0,
+            "dead_lettered": 0,
+            "busy_ms": 0,
+        }
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.kafka.bootstrap_servers,
             group_id=self.kafka.consumer_group,  # explicit group: offsets live in the broker
@@ -142,8 +150,12 @@ class TaskCommandApplier:
                 )
                 if batch:
                     self.idle.clear()
+                    started = time.perf_counter()
                     try:
                         await self._process(batch)
+                        self.totals["batches"] += 1
+                        self.totals["messages"] += sum(len(r) for r in batch.values())
+                        self.totals["busy_ms"] += int((time.perf_counter() - started) * 1000)
                     except StopRequestedError:
                         log.warning("stopping with an undurable batch: left uncommitted")
                         break

@@ -26,10 +26,6 @@ from taskstream.tasks.stats import StatsDelta, apply_stats_delta
 INBOX_CONSUMER = "task-commands"
 
 
-class ConcurrentCreateError(RuntimeError):
-    """A task id appeared between locking and inserting (another writer): retry the batch."""
-
-
 @dataclass(frozen=True, slots=True)
 class InboundCommand:
     """A decoded command and where it came from (recorded in the inbox for forensics)."""
@@ -115,8 +111,7 @@ async def apply_task_commands(
     changed = [
         t for i, t in working.items() if t is not None and i in stored and t is not stored[i]
     ]
-    if len(await repo.insert_tasks(created)) != len(created):
-        raise ConcurrentCreateError("a task id of this batch was created concurrently")
+    await repo.insert_tasks(created)
     await repo.update_tasks(changed)
     await repo.insert_reviews(writes.reviews, now)
     await repo.insert_audit(writes.audit)

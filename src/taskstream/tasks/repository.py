@@ -26,6 +26,23 @@ NOTIFY_IDS_PER_MESSAGE = 200
 
 _json = msgspec.json.Encoder()
 
+_TASK_COLUMN_NAMES = (
+    "id",
+    "project_id",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "deadline",
+    "assignee_id",
+    "reviewer_id",
+    "created_by",
+    "version",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "deleted_at",
+)
 _TASK_COLUMNS = (
     "id, project_id, title, description, status, priority, deadline, assignee_id, reviewer_id, "
     "created_by, version, created_at, updated_at, completed_at, deleted_at"
@@ -42,8 +59,15 @@ _CLAIM_INBOX = text(
     """
 )
 
+# A join with unnest rather than `id = ANY(...)`: with stale statistics the planner may
+# seq-scan for ANY and compare every row with every array element.
 _LOCK_TASKS = text(
-    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE"
+    f"""
+    SELECT {", ".join(f"t.{c}" for c in _TASK_COLUMN_NAMES)}
+    FROM tasks AS t JOIN unnest(CAST(:ids AS uuid[])) AS u(id) ON t.id = u.id
+    ORDER BY t.id
+    FOR UPDATE OF t
+    """
 )
 
 _ROLES = text(
@@ -52,25 +76,6 @@ _ROLES = text(
     FROM project_members AS m
     JOIN unnest(CAST(:projects AS uuid[]), CAST(:users AS uuid[])) AS u(p, usr)
       ON m.project_id = u.p AND m.user_id = u.usr
-    """
-)
-
-_INSERT_TASKS = text(
-    f"""
-    INSERT INTO tasks ({_TASK_COLUMNS})
-    SELECT id, project_id, title, description, status::task_status, priority::task_priority,
-           deadline, assignee_id, reviewer_id, created_by, version, created_at, updated_at,
-           completed_at, deleted_at
-    FROM unnest(CAST(:id AS uuid[]), CAST(:project_id AS uuid[]), CAST(:title AS text[]),
-                CAST(:description AS text[]), CAST(:status AS text[]), CAST(:priority AS text[]),
-                CAST(:deadline AS timestamptz[]), CAST(:assignee_id AS uuid[]),
-                CAST(:reviewer_id AS uuid[]), CAST(:created_by AS uuid[]),
-                CAST(:version AS int[]), CAST(:created_at AS timestamptz[]),
-                CAST(:updated_at AS timestamptz[]), CAST(:completed_at AS timestamptz[]),
-                CAST(:deleted_at AS timestamptz[]))
-      AS u({_TASK_COLUMNS})
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
     """
 )
 
@@ -93,18 +98,6 @@ _UPDATE_TASKS = text(
     """
 )
 
-_INSERT_TASK_EVENTS = text(
-    """
-    INSERT INTO task_events
-      (task_id, project_id, command_id, actor_id, event_type, before, after, occurred_at)
-    SELECT t, p, c, a, e, b::jsonb, af::jsonb, o
-    FROM unnest(CAST(:task_ids AS uuid[]), CAST(:project_ids AS uuid[]),
-                CAST(:command_ids AS uuid[]), CAST(:actor_ids AS uuid[]),
-                CAST(:types AS text[]), CAST(:befores AS text[]), CAST(:afters AS text[]),
-                CAST(:occurred AS timestamptz[])) AS u(t, p, c, a, e, b, af, o)
-    """
-)
-
 _INSERT_REVIEWS = text(
     """
     INSERT INTO task_reviews (id, task_id, reviewer_id, verdict, comment, created_at)
@@ -112,28 +105,6 @@ _INSERT_REVIEWS = text(
     FROM unnest(CAST(:ids AS uuid[]), CAST(:task_ids AS uuid[]), CAST(:reviewers AS uuid[]),
                 CAST(:verdicts AS text[]), CAST(:comments AS text[])) AS u(i, t, r, v, c)
     ON CONFLICT (id) DO NOTHING
-    """
-)
-
-_INSERT_OUTBOX = text(
-    """
-    INSERT INTO outbox (event_id, event_type, aggregate_id, payload, trace_id)
-    SELECT i, t, a, p, tr
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:aggregates AS uuid[]),
-                CAST(:payloads AS bytea[]), CAST(:traces AS text[])) AS u(i, t, a, p, tr)
-    ON CONFLICT (event_id) DO NOTHING
-    """
-)
-
-_INSERT_STATUSES = text(
-    """
-    INSERT INTO command_statuses
-      (command_id, command_type, task_id, actor_id, status, reason, accepted_at, applied_at)
-    SELECT c, ty, t, a, s::command_state, r, acc, :now
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:task_ids AS uuid[]),
-                CAST(:actors AS uuid[]), CAST(:states AS text[]), CAST(:reasons AS text[]),
-                CAST(:accepted AS timestamptz[])) AS u(c, ty, t, a, s, r, acc)
-    ON CONFLICT (command_id) DO NOTHING
     """
 )
 
@@ -194,10 +165,28 @@ def _task_columns(tasks: Sequence[TaskState]) -> dict[str, list[object]]:
 
 
 class TaskRepository:
-    """Batch SQL for applying task commands inside the caller's transaction."""
+    """Batch SQL for applying task commands inside the caller's transaction.
+
+    Rows that can only be new (tasks whose id was just checked, audit rows, outbox events and
+    statuses of commands this transaction claimed in the inbox) are written with COPY on the
+    session's own connection: same transaction, two to three times the rate of INSERT. A
+    unique violation there (two creates racing for one task id) aborts the batch with an
+    IntegrityError, which the consumer isolates and rejects.
+    """
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def _copy(
+        self, table: str, columns: Sequence[str], records: list[tuple[object, ...]]
+    ) -> None:
+        if not records:
+            return
+        connection = await self.session.connection()  # already inside the transaction
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(table, records=records, columns=list(columns))
 
     @classmethod
     def from_session(cls, session: AsyncSession) -> TaskRepository:
@@ -222,7 +211,7 @@ class TaskRepository:
 
     async def lock_tasks(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, TaskState]:
         """Load (and lock until commit) the tasks with these ids that exist."""
-        wanted = sorted(set(ids))
+        wanted = list(set(ids))  # ORDER BY id in SQL fixes the lock order
         if not wanted:
             return {}
         result = await self.session.execute(_LOCK_TASKS, {"ids": wanted})
@@ -243,34 +232,63 @@ class TaskRepository:
         )
         return Access({(p, u): ProjectRole(role) for p, u, role in result})
 
-    async def insert_tasks(self, tasks: Sequence[TaskState]) -> set[uuid.UUID]:
-        """Insert new tasks; returns the ids inserted (an id that exists already is skipped)."""
-        if not tasks:
-            return set()
-        result = await self.session.execute(_INSERT_TASKS, _task_columns(tasks))
-        return set(result.scalars().all())
+    async def insert_tasks(self, tasks: Sequence[TaskState]) -> None:
+        """Insert new tasks (ids checked absent by ``lock_tasks`` in this transaction)."""
+        await self._copy(
+            "tasks",
+            _TASK_COLUMN_NAMES,
+            [
+                (
+                    t.id,
+                    t.project_id,
+                    t.title,
+                    t.description,
+                    t.status.value,
+                    t.priority.value,
+                    t.deadline,
+                    t.assignee_id,
+                    t.reviewer_id,
+                    t.created_by,
+                    t.version,
+                    t.created_at,
+                    t.updated_at,
+                    t.completed_at,
+                    t.deleted_at,
+                )
+                for t in tasks
+            ],
+        )
 
     async def update_tasks(self, tasks: Sequence[TaskState]) -> None:
         if tasks:
             await self.session.execute(_UPDATE_TASKS, _task_columns(tasks))
 
     async def insert_audit(self, rows: Sequence[AuditRow]) -> None:
-        if not rows:
-            return
-        await self.session.execute(
-            _INSERT_TASK_EVENTS,
-            {
-                "task_ids": [r.task_id for r in rows],
-                "project_ids": [r.project_id for r in rows],
-                "command_ids": [r.command_id for r in rows],
-                "actor_ids": [r.actor_id for r in rows],
-                "types": [r.event_type for r in rows],
-                "befores": [
-                    _json.encode(r.before.snapshot()).decode() if r.before else None for r in rows
-                ],
-                "afters": [_json.encode(r.after.snapshot()).decode() for r in rows],
-                "occurred": [r.occurred_at for r in rows],
-            },
+        await self._copy(
+            "task_events",
+            (
+                "task_id",
+                "project_id",
+                "command_id",
+                "actor_id",
+                "event_type",
+                "before",
+                "after",
+                "occurred_at",
+            ),
+            [
+                (
+                    r.task_id,
+                    r.project_id,
+                    r.command_id,
+                    r.actor_id,
+                    r.event_type,
+                    _json.encode(r.before.snapshot()).decode() if r.before else None,
+                    _json.encode(r.after.snapshot()).decode(),
+                    r.occurred_at,
+                )
+                for r in rows
+            ],
         )
 
     async def insert_reviews(self, reviews: Sequence[ReviewRecord], now: datetime) -> None:
@@ -289,36 +307,40 @@ class TaskRepository:
         )
 
     async def insert_outbox(self, events: Sequence[DomainEvent]) -> None:
-        """The same rows as ``OutboxRepository.add``, as one unnest statement: a multi-VALUES
-        insert of a 500-command batch re-plans a differently shaped statement every time."""
-        if not events:
-            return
-        await self.session.execute(
-            _INSERT_OUTBOX,
-            {
-                "ids": [e.event_id for e in events],
-                "types": [e.type for e in events],
-                "aggregates": [e.aggregate_id for e in events],
-                "payloads": [encode_event(e) for e in events],
-                "traces": [e.trace_id for e in events],
-            },
+        """The rows ``OutboxRepository.add`` writes, by COPY: event ids derive from command ids
+        claimed in this transaction's inbox, so they cannot exist yet."""
+        await self._copy(
+            "outbox",
+            ("event_id", "event_type", "aggregate_id", "payload", "trace_id"),
+            [(e.event_id, e.type, e.aggregate_id, encode_event(e), e.trace_id) for e in events],
         )
 
     async def insert_statuses(self, rows: Sequence[StatusRow], now: datetime) -> None:
-        if not rows:
-            return
-        await self.session.execute(
-            _INSERT_STATUSES,
-            {
-                "now": now,
-                "ids": [r.command_id for r in rows],
-                "types": [r.command_type for r in rows],
-                "task_ids": [r.task_id for r in rows],
-                "actors": [r.actor_id for r in rows],
-                "states": [r.state.value for r in rows],
-                "reasons": [r.reason for r in rows],
-                "accepted": [r.accepted_at for r in rows],
-            },
+        await self._copy(
+            "command_statuses",
+            (
+                "command_id",
+                "command_type",
+                "task_id",
+                "actor_id",
+                "status",
+                "reason",
+                "accepted_at",
+                "applied_at",
+            ),
+            [
+                (
+                    r.command_id,
+                    r.command_type,
+                    r.task_id,
+                    r.actor_id,
+                    r.state.value,
+                    r.reason,
+                    r.accepted_at,
+                    now,
+                )
+                for r in rows
+            ],
         )
 
     async def notify_settled(self, command_ids: Sequence[uuid.UUID]) -> None:
