@@ -5,7 +5,8 @@
 
 All simulated clients come from 127.0.0.1, so start the server under test with raised anonymous
 limits (e.g. ``TASKSTREAM_LIMITS__REGISTRATION=100000/hour`` and
-``TASKSTREAM_LIMITS__LOGIN=100000/minute``), otherwise registration answers 429 after 20 users per hour, as it should.
+``TASKSTREAM_LIMITS__LOGIN=100000/minute``), otherwise registration answers 429 after 20
+users per hour, as it should.
 
 Each simulated client registers once, then mostly creates tasks (single and small batches),
 sometimes follows up on a task it created and reads its task list. Numbers come from
