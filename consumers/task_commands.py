@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import asyncpg
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -44,7 +45,13 @@ log = logging.getLogger("taskstream.consumers.task_commands")
 POISON_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnknownCommandError)
 # The database refused these rows for what they contain: retrying the same batch cannot help,
 # so the batch is split until the offending command is alone and then rejected on its own.
-DATA_ERRORS = (sa_exc.DataError, sa_exc.IntegrityError)
+# (COPY runs on the driver connection, so asyncpg's own classes arrive unwrapped.)
+DATA_ERRORS = (
+    sa_exc.DataError,
+    sa_exc.IntegrityError,
+    asyncpg.exceptions.DataError,
+    asyncpg.exceptions.IntegrityConstraintViolationError,
+)
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # After SIGTERM a batch that still cannot be applied is abandoned (uncommitted) after this long.
 STOP_GRACE_S = 10.0
@@ -118,6 +125,9 @@ class TaskCommandApplier:
             auto_offset_reset="earliest",  # a new group must not skip accepted commands
             session_timeout_ms=self.kafka.session_timeout_ms,
             heartbeat_interval_ms=max(300, self.kafka.session_timeout_ms // 3),
+            # Long-poll no longer than we would wait for a batch anyway: the fetch wait is what
+            # an idle consumer adds to a command's 202 -> applied latency.
+            fetch_max_wait_ms=max(10, self.kafka.max_batch_wait_ms),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024,
         )

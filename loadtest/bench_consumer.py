@@ -57,7 +57,14 @@ def bench_settings(partitions: int) -> Settings:
             "partitions": partitions,
         }
     )
-    limits = base.limits.model_copy(update={"member": "100000/second"})
+    limits = base.limits.model_copy(
+        update={
+            "member": "100000/second",
+            "anonymous": "100000/minute",
+            "login": "100000/minute",
+            "registration": "100000/hour",
+        }
+    )
     return base.model_copy(update={"db": db, "kafka": kafka, "limits": limits})
 
 
@@ -270,7 +277,8 @@ async def end_to_end(settings: Settings, rate: int, seconds: float, log_dir: Pat
                     await asyncio.sleep(0.2)
             email = f"bench-{RUN}@example.com"
             body = {"name": "Bench", "email": email, "password": "correct horse 42 battery"}
-            assert (await client.post("/auth/register", json=body)).status_code == 201
+            registered = await client.post("/auth/register", json=body)
+            assert registered.status_code == 201, registered.text
             login = await client.post("/auth/login", json=body)
             headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
 
@@ -283,7 +291,7 @@ async def end_to_end(settings: Settings, rate: int, seconds: float, log_dir: Pat
             # Warm-up: the consumer has joined its group once a first command is applied.
             await one(-1)
             warm_deadline = time.perf_counter() + 60
-            while not set(accepted) <= set(applied) and time.perf_counter() < warm_deadline:
+            while not set(accepted) <= set(applied) and time.perf_counter() < warm_deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             accepted.clear()
             codes.clear()
@@ -297,8 +305,8 @@ async def end_to_end(settings: Settings, rate: int, seconds: float, log_dir: Pat
                 requests.append(asyncio.create_task(one(i)))
             await asyncio.gather(*requests)
             deadline = time.perf_counter() + 60
-            while not set(accepted) <= set(applied) and time.perf_counter() < deadline:
-                await asyncio.sleep(0.1)  # noqa: ASYNC110 - two dicts filled by callbacks
+            while not set(accepted) <= set(applied) and time.perf_counter() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
     finally:
         await listener.close()
         api.terminate()

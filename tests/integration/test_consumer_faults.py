@@ -20,7 +20,8 @@ import msgspec
 import pytest
 
 from consumers.dlq import read_dead_letters
-from taskstream.messages import UpdateTask, encode_command
+from taskstream.enums import UserRole
+from taskstream.messages import Actor, CreateTask, UpdateTask, encode_command, new_command
 from taskstream.settings import Settings
 from tests.conftest import ROOT
 from tests.integration.stream_support import (
@@ -147,6 +148,13 @@ async def test_poison_goes_to_dlq_neighbours_apply_and_replay_fixes(
     envelope = msgspec.json.decode(encode_command(goods[0]))
     unknown = msgspec.json.encode({**envelope, "commandId": str(uuid.uuid4()), "type": "task.x"})
     future = msgspec.json.encode({**envelope, "commandId": str(uuid.uuid4()), "version": 9})
+    # Passes the rules (admins need no membership) but violates a foreign key: the database
+    # refuses it, the consumer isolates it and rejects it alone.
+    ghost = new_command(
+        CreateTask(project_id=team.project_id, title="ghost"),
+        actor=Actor(user_id=uuid.uuid4(), role=UserRole.ADMIN),
+        task_id=uuid.uuid4(),
+    )
     trace = [("x-trace-id", b"trace-poison")]
     messages = [
         (key, encode_command(goods[0]), trace),
@@ -155,12 +163,14 @@ async def test_poison_goes_to_dlq_neighbours_apply_and_replay_fixes(
         (key, unknown, trace),
         (key, future, trace),
         (key, broken_raw, trace),
+        (key, encode_command(ghost), trace),
         (key, encode_command(goods[2]), trace),
     ]
     await produce(lane.kafka.bootstrap_servers, lane.kafka.task_commands_topic, messages)
     consumer = ConsumerProcess(lane.env, tmp_path / "consumer.log").start()
     try:
-        await wait_for(lane.dsn, lane.settled([g.command_id for g in goods], 3), 60, "neighbours")
+        settled_ids = [*(g.command_id for g in goods), ghost.command_id]
+        await wait_for(lane.dsn, lane.settled(settled_ids, 4), 60, "neighbours")
         await wait_for_zero_lag(lane.kafka, timeout=30)
         letters = await read_dead_letters(lane.kafka)
         assert [d.value for d in letters] == [
@@ -180,6 +190,16 @@ async def test_poison_goes_to_dlq_neighbours_apply_and_replay_fixes(
         offsets = [int(d.header("x-original-offset") or -1) for d in letters]
         assert offsets == [1, 3, 4, 5]
         assert "UnknownCommandError" in (letters[1].header("x-error") or "")
+        conn = await asyncpg.connect(lane.dsn)
+        try:
+            ghost_status = await conn.fetchrow(
+                "SELECT status::text, reason FROM command_statuses WHERE command_id = $1",
+                ghost.command_id,
+            )
+        finally:
+            await conn.close()
+        assert ghost_status["status"] == "rejected"
+        assert "ForeignKeyViolation" in ghost_status["reason"]
         listing = lane.cli("dlq", "list")
         assert "4 dead letter(s)" in listing
 
