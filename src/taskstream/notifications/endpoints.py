@@ -77,7 +77,12 @@ class NotificationController(Controller):
         """Mark every unread notification of the caller read."""
         return ReadAllResult(marked_read=await service.mark_all_read(db_session, current_user))
 
-    @get("/stream", operation_id="streamNotifications", responses=problem_responses())
+    @get(
+        "/stream",
+        operation_id="streamNotifications",
+        media_type="text/event-stream",
+        responses=problem_responses(),
+    )
     async def stream(
         self, *, current_user: NamedDependency[Principal], state: State
     ) -> ServerSentEvent:
