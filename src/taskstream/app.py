@@ -5,33 +5,30 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 from litestar import Litestar, post
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_415_UNSUPPORTED_MEDIA_TYPE
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.status_codes import HTTP_202_ACCEPTED
 from redis.asyncio import Redis
 
 from taskstream.auth.endpoints import AuthController, UsersController
-from taskstream.auth.middleware import JWTAuthMiddleware, UserStatusCache
+from taskstream.auth.middleware import UserStatusCache
 from taskstream.auth.tokens import TokenCodec
 from taskstream.commands.endpoints import CommandController
 from taskstream.db import create_engine, create_session_factory
 from taskstream.dependencies import DEPENDENCIES
+from taskstream.guard import RequestGuard
 from taskstream.health import HealthController
-from taskstream.idempotency import IdempotencyMiddleware
 from taskstream.kafka import CommandPublisher
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
-from taskstream.ratelimit import RateLimiter, RateLimitMiddleware
+from taskstream.ratelimit import RateLimiter
 from taskstream.settings import Settings, get_settings
 from taskstream.tasks.commands import AcceptedRecorder, CommandGateway
 from taskstream.tasks.endpoints import TaskController
@@ -40,8 +37,6 @@ logger = logging.getLogger(__name__)
 
 # Generous: a saturated event loop must not turn slow replies into reconnect storms.
 REDIS_TIMEOUT_S = 3.0
-# Routes anyone may call; everything else needs a bearer token.
-PUBLIC_PATHS = ["^/schema", "^/health$", "^/bench/"]
 
 
 @asynccontextmanager
@@ -86,29 +81,6 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await engine.dispose()
 
 
-class JsonContentTypeMiddleware:
-    """415 for a request body that is not JSON (litestar would try to parse it anyway)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method = cast(dict[str, Any], scope).get("method")
-        if scope["type"] == "http" and method in ("POST", "PUT", "PATCH"):
-            headers = dict(scope["headers"])
-            has_body = headers.get(b"content-length", b"0") != b"0" or (
-                b"transfer-encoding" in headers
-            )
-            media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-            is_json = media_type == b"application/json" or media_type.endswith(b"+json")
-            if has_body and not is_json:
-                raise HTTPException(
-                    status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                    detail="Send the request body as application/json",
-                )
-        await self.app(scope, receive, send)
-
-
 @post(
     "/bench/noop",
     operation_id="benchNoop",
@@ -142,12 +114,8 @@ def create_app(settings: Settings | None = None, *, bench_routes: bool = False) 
         state=State({"settings": settings}),
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
-        middleware=[
-            DefineMiddleware(JWTAuthMiddleware, exclude=PUBLIC_PATHS),
-            RateLimitMiddleware,
-            JsonContentTypeMiddleware,
-            IdempotencyMiddleware,
-        ],
+        # auth, rate limit, content type and idempotency in one layer (see guard.py)
+        middleware=[RequestGuard],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.api.max_body_bytes,
         openapi_config=OpenAPIConfig(

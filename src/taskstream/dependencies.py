@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,11 +19,28 @@ from taskstream.errors import UnauthorizedError
 _TRACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-async def provide_current_user(request: Request[Any, Any, Any]) -> Principal:
+def caller(request: Request[Any, Any, Any]) -> Principal:
+    """The authenticated principal (set by ``guard.RequestGuard``); 401 on a public route."""
     user = request.scope.get("user")
     if not isinstance(user, Principal):  # a route excluded from auth asked for a user
         raise UnauthorizedError("A bearer token is required")
     return user
+
+
+def trace_id_of(request: Request[Any, Any, Any]) -> str:
+    """The caller's ``X-Trace-Id`` when well-formed, else a fresh one; goes into Kafka headers
+    and outbox events."""
+    for name, value in request.scope["headers"]:  # cheaper than building litestar's Headers
+        if name == b"x-trace-id":
+            given = value.decode("latin-1")
+            if _TRACE_ID.match(given):
+                return given
+            break
+    return os.urandom(16).hex()
+
+
+def provide_current_user(request: Request[Any, Any, Any]) -> Principal:
+    return caller(request)
 
 
 async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
@@ -33,14 +50,12 @@ async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
 
 
 def provide_trace_id(request: Request[Any, Any, Any]) -> str:
-    """The caller's ``X-Trace-Id`` when well-formed, else a fresh one; goes into Kafka headers
-    and outbox events."""
-    given = request.headers.get("x-trace-id")
-    return given if given and _TRACE_ID.match(given) else uuid.uuid4().hex
+    return trace_id_of(request)
 
 
 DEPENDENCIES = {
-    "current_user": Provide(provide_current_user),
+    # sync providers run inline (no worker thread): they only read the scope
+    "current_user": Provide(provide_current_user, sync_to_thread=False),
     "db_session": Provide(provide_db_session),
     "trace_id": Provide(provide_trace_id, sync_to_thread=False),
 }

@@ -31,7 +31,6 @@ from taskstream.ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
 
-HEADER: Final = b"idempotency-key"
 SCOPE_KEY: Final = "taskstream.idempotency_key"
 MAX_KEY_LENGTH: Final = 255
 IN_FLIGHT_TTL_S: Final = 60
@@ -60,69 +59,64 @@ def derived_id(scoped_key: str, *parts: object) -> uuid.UUID:
     return uuid.uuid5(ID_NAMESPACE, ":".join([scoped_key, *map(str, parts)]))
 
 
-class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+async def serve_idempotent(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, raw_key: bytes
+) -> None:
+    """Run ``app`` for a POST that carries an Idempotency-Key: replay the stored response of an
+    earlier request with the same key and body, refuse a different body (422) or a concurrent
+    duplicate (409), else run it and store its response. Called by ``guard.RequestGuard``
+    only when the header is present, so requests without a key pay nothing."""
+    key = raw_key.decode("latin-1").strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValidationFailedError(
+            [FieldError("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")]
+        )
+    state = scope["app"].state
+    redis: Redis = state.redis
+    user = scope.get("user")
+    owner = str(user.user_id) if isinstance(user, Principal) else f"ip:{client_ip(scope)}"
+    scoped_key = f"taskstream:idem:{owner}:{key}"
+    body = await _read_body(receive, state.settings.api.max_body_bytes)
+    fingerprint = hashlib.sha256(scope["path"].encode() + b"\0" + body).hexdigest()
+    ttl = state.settings.api.idempotency_ttl_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or cast(dict[str, Any], scope)["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        raw_key = next((v for k, v in scope["headers"] if k == HEADER), None)
-        if raw_key is None:
-            await self.app(scope, receive, send)
-            return
-        key = raw_key.decode("latin-1").strip()
-        if not key or len(key) > MAX_KEY_LENGTH:
+    stored = await _claim(redis, scoped_key, fingerprint)
+    if stored is not None:
+        if stored.fingerprint != fingerprint:
             raise ValidationFailedError(
-                [FieldError("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")]
+                [FieldError("Idempotency-Key", "was already used with a different request")],
+                detail="The Idempotency-Key was used with a different request body",
             )
-        state = scope["app"].state
-        redis: Redis = state.redis
-        user = scope.get("user")
-        owner = str(user.user_id) if isinstance(user, Principal) else f"ip:{client_ip(scope)}"
-        scoped_key = f"taskstream:idem:{owner}:{key}"
-        body = await _read_body(receive, state.settings.api.max_body_bytes)
-        fingerprint = hashlib.sha256(scope["path"].encode() + b"\0" + body).hexdigest()
-        ttl = state.settings.api.idempotency_ttl_s
+        if stored.status == 0:
+            raise ConflictError("A request with this Idempotency-Key is still in progress")
+        await _replay(send, stored)
+        return
 
-        stored = await _claim(redis, scoped_key, fingerprint)
-        if stored is not None:
-            if stored.fingerprint != fingerprint:
-                raise ValidationFailedError(
-                    [FieldError("Idempotency-Key", "was already used with a different request")],
-                    detail="The Idempotency-Key was used with a different request body",
-                )
-            if stored.status == 0:
-                raise ConflictError("A request with this Idempotency-Key is still in progress")
-            await _replay(send, stored)
-            return
+    cast(dict[str, Any], scope)[SCOPE_KEY] = scoped_key
+    captured = StoredResponse(fingerprint)
+    sent_body = False
 
-        cast(dict[str, Any], scope)[SCOPE_KEY] = scoped_key
-        captured = StoredResponse(fingerprint)
-        sent_body = False
+    async def replay_receive() -> Any:
+        nonlocal sent_body
+        if not sent_body:
+            sent_body = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
 
-        async def replay_receive() -> Any:
-            nonlocal sent_body
-            if not sent_body:
-                sent_body = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+    async def capture_send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            captured.status = message["status"]
+            captured.headers = [
+                (k, v) for k, v in message.get("headers", []) if k.lower() in REPLAYED_HEADERS
+            ]
+        elif message["type"] == "http.response.body":
+            captured.body += message.get("body", b"")
+        await send(message)
 
-        async def capture_send(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                captured.status = message["status"]
-                captured.headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() in REPLAYED_HEADERS
-                ]
-            elif message["type"] == "http.response.body":
-                captured.body += message.get("body", b"")
-            await send(message)
-
-        try:
-            await self.app(scope, replay_receive, capture_send)
-        finally:
-            await _finish(redis, scoped_key, captured, ttl)
+    try:
+        await app(scope, replay_receive, capture_send)
+    finally:
+        await _finish(redis, scoped_key, captured, ttl)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
