@@ -8,7 +8,8 @@ from typing import Annotated
 
 from litestar import Controller, get
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth.principal import Principal
@@ -39,9 +40,9 @@ class CommandController(Controller):
     @get("/{command_id:uuid}", operation_id="getCommand", summary="Command status")
     async def get_command(
         self,
-        command_id: uuid.UUID,
-        current_user: Principal,
-        db_session: AsyncSession,
+        command_id: FromPath[uuid.UUID],
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
         state: State,
         wait: Annotated[
             float,
