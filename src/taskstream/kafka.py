@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from taskstream.deadlines import Deadlines
 from taskstream.errors import UnavailableError
 from taskstream.messages import COMMAND_TYPE_HEADER, TRACE_ID_HEADER, TaskCommand, encode_command
 from taskstream.settings import KafkaSettings
@@ -38,6 +39,7 @@ class CommandPublisher:
         self.timeout_s = settings.publish_timeout_s
         self.retry_after_s = max(1, round(settings.publish_timeout_s))
         self._producer: AIOKafkaProducer | None = None
+        self._deadlines = Deadlines(settings.publish_timeout_s)
         self._connector: asyncio.Task[None] | None = None
 
     @property
@@ -95,7 +97,8 @@ class CommandPublisher:
             self._producer = None
 
     async def publish(self, commands: Sequence[TaskCommand], trace_id: str) -> None:
-        """Send every command and wait for all acknowledgements, or raise ``UnavailableError``.
+        """Send every command and wait for all acknowledgements, or raise ``UnavailableError``
+        within ``publish_timeout_s``.
 
         A batch is not atomic (tansu has no transactions): after a 503 some of its commands may
         have been delivered. Clients retry with the same Idempotency-Key, which reproduces the
@@ -105,23 +108,33 @@ class CommandPublisher:
         if producer is None:
             raise UnavailableError("The message broker is unavailable", self.retry_after_s)
         trace = trace_id.encode()
+        deadline = self._deadlines.arm()
         try:
-            async with asyncio.timeout(self.timeout_s):
-                pending = [
-                    await producer.send(
-                        self.topic,
-                        value=encode_command(command),
-                        key=str(command.task_id).encode(),
-                        headers=[
-                            (TRACE_ID_HEADER, trace),
-                            (COMMAND_TYPE_HEADER, command.type.encode()),
-                        ],
-                    )
-                    for command in commands
-                ]
-                await asyncio.gather(*pending)
-        except (KafkaError, TimeoutError) as exc:
+            acks = [
+                await producer.send(
+                    self.topic,
+                    value=encode_command(command),
+                    key=str(command.task_id).encode(),
+                    headers=[
+                        (TRACE_ID_HEADER, trace),
+                        (COMMAND_TYPE_HEADER, command.type.encode()),
+                    ],
+                )
+                for command in commands
+            ]
+            # one command (the hot path): await its future, no gather
+            await (acks[0] if len(acks) == 1 else asyncio.gather(*acks))
+        except asyncio.CancelledError:
+            if not deadline.expired_here():
+                raise  # the caller was cancelled (client gone): not ours to translate
+            logger.warning("publishing %d command(s) timed out", len(commands))
+            raise UnavailableError(
+                "The message broker did not acknowledge the command in time", self.retry_after_s
+            ) from None
+        except KafkaError as exc:
             logger.warning("publishing %d command(s) failed: %r", len(commands), exc)
             raise UnavailableError(
                 "The message broker did not acknowledge the command in time", self.retry_after_s
             ) from exc
+        finally:
+            deadline.disarm()
