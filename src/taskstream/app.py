@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 # Generous: a saturated event loop must not turn slow replies into reconnect storms.
 REDIS_TIMEOUT_S = 3.0
+GC_GEN0_THRESHOLD = 50_000
 
 
 @asynccontextmanager
@@ -72,6 +74,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             AcceptedRecorder(redis, settings.api.idempotency_ttl_s),
         ),
     )
+    _tune_gc()
     try:
         yield
     finally:
@@ -79,6 +82,17 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await limiter.close()
         await redis.aclose()
         await engine.dispose()
+
+
+def _tune_gc() -> None:
+    """Fewer cyclic-GC passes per request. Every request allocates a few hundred container
+    objects (scope, coroutines, futures), so with the default gen-0 threshold of 700 the
+    collector ran every couple of requests and took ~7 % of a loaded worker. Objects alive
+    after startup (modules, the app, pools) are frozen out of every future collection.
+    Cycles are still collected; memory per worker stays bounded by the higher threshold."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 100)
 
 
 @post(
