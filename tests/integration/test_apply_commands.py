@@ -21,8 +21,10 @@ from taskstream.messages import (
     TransitionTask,
     UpdateTask,
     decode_event,
+    encode_event,
     new_command,
 )
+from taskstream.messaging.outbox import derived_event_id
 from taskstream.tasks.apply import ApplyResult, InboundCommand, apply_task_commands
 from taskstream.tasks.repository import COMMANDS_CHANNEL
 from taskstream.tasks.stats import read_project_stats
@@ -137,10 +139,23 @@ async def test_lifecycle_in_one_batch_applies_in_order(
     assert msgspec.json.decode(events[0]["after"])["status"] == "todo"
     assert events[0]["before"] is None
     assert await pg.fetchval("SELECT count(*) FROM task_reviews WHERE task_id = $1", task) == 2
-    types = await pg.fetch(
-        "SELECT event_type FROM outbox WHERE aggregate_id = $1 ORDER BY id", task
+    outbox = await pg.fetch(
+        "SELECT event_id, event_type, payload FROM outbox WHERE aggregate_id = $1 ORDER BY id",
+        task,
     )
-    assert "task.completed" in [t["event_type"] for t in types]
+    assert "task.completed" in [t["event_type"] for t in outbox]
+    # The event-id contract (uuid5 of cause and type) and the wire form of the payload.
+    causes = {c.command_id for c in batch}
+    for row in outbox:
+        event = decode_event(row["payload"])
+        assert event.event_id == row["event_id"]
+        assert any(derived_event_id(c, row["event_type"]) == event.event_id for c in causes)
+        assert encode_event(event) == row["payload"]
+        assert event.data["taskId"] == str(task)
+        assert event.data["createdBy"] == str(create.actor.user_id)
+    after = msgspec.json.decode(events[-1]["after"])
+    assert after["assigneeId"] == str(team.members[0])
+    assert after["priority"] == "high"
     reason = await pg.fetchval(
         "SELECT reason FROM command_statuses WHERE command_id = $1", batch[8].command_id
     )

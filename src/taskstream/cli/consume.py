@@ -15,12 +15,13 @@ from taskstream.settings import get_settings
 @click.command("consume")
 def consume() -> None:
     """Apply task commands from Kafka to PostgreSQL until SIGTERM/SIGINT."""
-    from consumers.task_commands import run_applier  # noqa: PLC0415 - heavy imports
+    from consumers.task_commands import run_applier, tune_gc_for_batches  # noqa: PLC0415
 
     settings = get_settings()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    tune_gc_for_batches()
 
     async def main() -> None:
         stop = asyncio.Event()

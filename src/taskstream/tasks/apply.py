@@ -8,6 +8,7 @@ memberships, then one set-based write per table.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,16 +18,37 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.enums import CommandState
 from taskstream.messages import CreateTask, DomainEvent, TaskCommand
-from taskstream.messaging.outbox import derived_event_id
-from taskstream.tasks.repository import AuditRow, InboxRow, StatusRow, TaskRepository
+from taskstream.messaging.outbox import EVENT_NAMESPACE
+from taskstream.tasks.repository import (
+    AuditRecord,
+    OutboxRecord,
+    StatusRecord,
+    TaskRepository,
+    audit_record,
+    outbox_record,
+)
 from taskstream.tasks.rules import Decision, Rejected, ReviewRecord, TaskState, decide, pairs_needed
 from taskstream.tasks.stats import StatsDelta, apply_stats_delta
 
 # The inbox is shared by every consumer of the database; this names ours.
 INBOX_CONSUMER = "task-commands"
 
+_EVENT_NAMESPACE_SHA1 = hashlib.sha1(EVENT_NAMESPACE.bytes, usedforsecurity=False)
+_UUID5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID5_SET = (0x5000 << 64) | (0x8000 << 48)
 
-@dataclass(frozen=True, slots=True)
+
+def task_event_id(command_id: str, event_type: str) -> uuid.UUID:
+    """``derived_event_id(command_id, event_type)`` (uuid5, the outbox contract), computed
+    from the command id's string, which the caller formats once per command; a quarter of
+    the cost of ``uuid.uuid5``, whose argument formatting and constructor dominate it here."""
+    sha = _EVENT_NAMESPACE_SHA1.copy()
+    sha.update(f"{command_id}:{event_type}:".encode())
+    value = int.from_bytes(sha.digest()[:16])
+    return uuid.UUID(int=(value & _UUID5_CLEAR) | _UUID5_SET)
+
+
+@dataclass(slots=True)
 class InboundCommand:
     """A decoded command and where it came from (recorded in the inbox for forensics)."""
 
@@ -50,9 +72,10 @@ class ApplyResult:
 
 @dataclass(slots=True)
 class _Writes:
-    audit: list[AuditRow] = field(default_factory=list)
-    events: list[DomainEvent] = field(default_factory=list)
-    statuses: list[StatusRow] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
+    outbox: list[OutboxRecord] = field(default_factory=list)
+    statuses: list[StatusRecord] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)  # command ids, for NOTIFY
     reviews: list[ReviewRecord] = field(default_factory=list)
     stats: StatsDelta = field(default_factory=StatsDelta)
 
@@ -76,7 +99,10 @@ async def apply_task_commands(
     inbound = _unique(commands, result)
     fresh = await repo.claim_inbox(
         INBOX_CONSUMER,
-        [InboxRow(i.command.command_id, i.topic, i.partition, i.offset) for i in inbound],
+        [i.command.command_id for i in inbound],
+        [i.topic for i in inbound],
+        [i.partition for i in inbound],
+        [i.offset for i in inbound],
     )
     todo = [i for i in inbound if i.command.command_id in fresh]
     result.duplicates += len(inbound) - len(todo)
@@ -101,7 +127,8 @@ async def apply_task_commands(
             decision = decide(command, working.get(command.task_id), access, now)
         except Rejected as exc:
             result.rejected[command.command_id] = exc.reason
-            writes.statuses.append(_status(command, CommandState.REJECTED, exc.reason))
+            writes.statuses.append(_status(command, CommandState.REJECTED, exc.reason, now))
+            writes.settled.append(str(command.command_id))
             continue
         working[command.task_id] = decision.after
         result.applied.append(command.command_id)
@@ -115,10 +142,10 @@ async def apply_task_commands(
     await repo.update_tasks(changed)
     await repo.insert_reviews(writes.reviews, now)
     await repo.insert_audit(writes.audit)
-    await repo.insert_outbox(writes.events)
-    await repo.insert_statuses(writes.statuses, now)
+    await repo.insert_outbox(writes.outbox)
+    await repo.insert_statuses(writes.statuses)
     await apply_stats_delta(session, writes.stats, now)
-    await repo.notify_settled([s.command_id for s in writes.statuses])
+    await repo.notify_settled(writes.settled)
     return result
 
 
@@ -130,11 +157,13 @@ async def reject_undeliverable(
     now = now or datetime.now(UTC)
     repo = TaskRepository.from_session(session)
     command = item.command
-    inbox = InboxRow(command.command_id, item.topic, item.partition, item.offset)
-    if not await repo.claim_inbox(INBOX_CONSUMER, [inbox]):
+    claimed = await repo.claim_inbox(
+        INBOX_CONSUMER, [command.command_id], [item.topic], [item.partition], [item.offset]
+    )
+    if not claimed:
         return False
-    await repo.insert_statuses([_status(command, CommandState.REJECTED, reason)], now)
-    await repo.notify_settled([command.command_id])
+    await repo.insert_statuses([_status(command, CommandState.REJECTED, reason, now)])
+    await repo.notify_settled([str(command.command_id)])
     return True
 
 
@@ -153,27 +182,31 @@ def _unique(
     return unique
 
 
-def _status(command: TaskCommand, state: CommandState, reason: str | None) -> StatusRow:
-    return StatusRow(
-        command_id=command.command_id,
-        command_type=command.type,
-        task_id=command.task_id,
-        actor_id=command.actor.user_id,
-        state=state,
-        reason=reason,
-        accepted_at=command.occurred_at,
+def _status(
+    command: TaskCommand, state: CommandState, reason: str | None, now: datetime
+) -> StatusRecord:
+    return (
+        command.command_id,
+        command.type,
+        command.task_id,
+        command.actor.user_id,
+        state,
+        reason,
+        command.occurred_at,
+        now,
     )
 
 
 def _record(item: InboundCommand, decision: Decision, writes: _Writes, now: datetime) -> None:
     command, after = item.command, decision.after
-    writes.statuses.append(_status(command, CommandState.APPLIED, None))
+    command_id, actor_id = command.command_id, command.actor.user_id
+    command_key = str(command_id)  # formatted once: event ids and the NOTIFY payload
+    writes.settled.append(command_key)
+    writes.statuses.append(_status(command, CommandState.APPLIED, None, now))
     writes.audit.append(
-        AuditRow(
-            task_id=after.id,
-            project_id=after.project_id,
-            command_id=command.command_id,
-            actor_id=command.actor.user_id,
+        audit_record(
+            command_id,
+            actor_id=actor_id,
             event_type=decision.audit_type,
             before=decision.before,
             after=after,
@@ -182,18 +215,17 @@ def _record(item: InboundCommand, decision: Decision, writes: _Writes, now: date
     )
     base = after.event_data()
     for event_type, extra in decision.events:
-        writes.events.append(
-            DomainEvent(
-                event_id=derived_event_id(command.command_id, event_type),
-                type=event_type,
-                occurred_at=now,
-                aggregate_id=after.id,
-                actor_id=command.actor.user_id,
-                project_id=after.project_id,
-                trace_id=item.trace_id,
-                data={**base, **extra},
-            )
+        event = DomainEvent(
+            event_id=task_event_id(command_key, event_type),
+            type=event_type,
+            occurred_at=now,
+            aggregate_id=after.id,
+            actor_id=actor_id,
+            project_id=after.project_id,
+            trace_id=item.trace_id,
+            data={**base, **extra} if extra else base,
         )
+        writes.outbox.append(outbox_record(event))
     if decision.review is not None:
         writes.reviews.append(decision.review)
     writes.stats.record(decision.before, after, now)

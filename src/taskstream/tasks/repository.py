@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from sqlalchemy import text
@@ -115,35 +115,61 @@ _NOTIFY = text(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class InboxRow:
-    command_id: uuid.UUID
-    topic: str | None
-    partition: int | None
-    offset: int | None
+# Row shapes of the COPY writes. The applier builds these tuples directly (one per command,
+# no intermediate objects): the apply loop runs once per command, so every allocation counts.
+AUDIT_COLUMNS = (
+    "task_id",
+    "project_id",
+    "command_id",
+    "actor_id",
+    "event_type",
+    "before",
+    "after",
+    "occurred_at",
+)
+OUTBOX_COLUMNS = ("event_id", "event_type", "aggregate_id", "payload", "trace_id")
+STATUS_COLUMNS = (
+    "command_id",
+    "command_type",
+    "task_id",
+    "actor_id",
+    "status",
+    "reason",
+    "accepted_at",
+    "applied_at",
+)
+AuditRecord = tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, str, str | None, str, datetime]
+OutboxRecord = tuple[uuid.UUID, str, uuid.UUID, bytes, str | None]
+StatusRecord = tuple[
+    uuid.UUID, str, uuid.UUID, uuid.UUID, CommandState, str | None, datetime, datetime
+]
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    task_id: uuid.UUID
-    project_id: uuid.UUID
-    command_id: uuid.UUID
-    actor_id: uuid.UUID
-    event_type: str
-    before: TaskState | None
-    after: TaskState
-    occurred_at: datetime
+def audit_record(
+    command_id: uuid.UUID,
+    *,
+    actor_id: uuid.UUID,
+    event_type: str,
+    before: TaskState | None,
+    after: TaskState,
+    occurred_at: datetime,
+) -> AuditRecord:
+    """A task_events row: who did what, with the task before and after (JSON for jsonb)."""
+    return (
+        after.id,
+        after.project_id,
+        command_id,
+        actor_id,
+        event_type,
+        None if before is None else _json.encode(before.snapshot()).decode(),
+        _json.encode(after.snapshot()).decode(),
+        occurred_at,
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class StatusRow:
-    command_id: uuid.UUID
-    command_type: str
-    task_id: uuid.UUID
-    actor_id: uuid.UUID
-    state: CommandState
-    reason: str | None
-    accepted_at: datetime
+def outbox_record(event: DomainEvent) -> OutboxRecord:
+    """The row ``OutboxRepository.add`` writes for ``event``."""
+    return (event.event_id, event.type, event.aggregate_id, encode_event(event), event.trace_id)
 
 
 def _task_columns(tasks: Sequence[TaskState]) -> dict[str, list[object]]:
@@ -179,34 +205,39 @@ class TaskRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def _copy(
-        self, table: str, columns: Sequence[str], records: list[tuple[object, ...]]
-    ) -> None:
+    async def _copy(self, table: str, columns: Sequence[str], records: Sequence[Any]) -> None:
         if not records:
             return
         connection = await self.session.connection()  # already inside the transaction
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
-        await driver.copy_records_to_table(table, records=records, columns=list(columns))
+        await driver.copy_records_to_table(table, records=records, columns=columns)
 
     @classmethod
     def from_session(cls, session: AsyncSession) -> TaskRepository:
         return cls(session)
 
-    async def claim_inbox(self, consumer: str, rows: Sequence[InboxRow]) -> set[uuid.UUID]:
-        """Record message ids in the inbox; returns those not seen before (the rest are
-        duplicates). A concurrent claimer of the same id blocks here until it commits."""
-        if not rows:
+    async def claim_inbox(
+        self,
+        consumer: str,
+        ids: Sequence[uuid.UUID],
+        topics: Sequence[str | None],
+        partitions: Sequence[int | None],
+        offsets: Sequence[int | None],
+    ) -> set[uuid.UUID]:
+        """Record message ids (with where they came from) in the inbox; returns those not seen
+        before (the rest are duplicates). A concurrent claimer of an id blocks until it commits."""
+        if not ids:
             return set()
         result = await self.session.execute(
             _CLAIM_INBOX,
             {
                 "consumer": consumer,
-                "ids": [r.command_id for r in rows],
-                "topics": [r.topic for r in rows],
-                "partitions": [r.partition for r in rows],
-                "offsets": [r.offset for r in rows],
+                "ids": ids,
+                "topics": topics,
+                "partitions": partitions,
+                "offsets": offsets,
             },
         )
         return set(result.scalars().all())
@@ -245,8 +276,8 @@ class TaskRepository:
                     t.project_id,
                     t.title,
                     t.description,
-                    t.status.value,
-                    t.priority.value,
+                    t.status,  # StrEnum: a str to asyncpg
+                    t.priority,
                     t.deadline,
                     t.assignee_id,
                     t.reviewer_id,
@@ -265,33 +296,8 @@ class TaskRepository:
         if tasks:
             await self.session.execute(_UPDATE_TASKS, _task_columns(tasks))
 
-    async def insert_audit(self, rows: Sequence[AuditRow]) -> None:
-        await self._copy(
-            "task_events",
-            (
-                "task_id",
-                "project_id",
-                "command_id",
-                "actor_id",
-                "event_type",
-                "before",
-                "after",
-                "occurred_at",
-            ),
-            [
-                (
-                    r.task_id,
-                    r.project_id,
-                    r.command_id,
-                    r.actor_id,
-                    r.event_type,
-                    _json.encode(r.before.snapshot()).decode() if r.before else None,
-                    _json.encode(r.after.snapshot()).decode(),
-                    r.occurred_at,
-                )
-                for r in rows
-            ],
-        )
+    async def insert_audit(self, rows: Sequence[AuditRecord]) -> None:
+        await self._copy("task_events", AUDIT_COLUMNS, rows)
 
     async def insert_reviews(self, reviews: Sequence[ReviewRecord], now: datetime) -> None:
         if not reviews:
@@ -308,48 +314,19 @@ class TaskRepository:
             },
         )
 
-    async def insert_outbox(self, events: Sequence[DomainEvent]) -> None:
+    async def insert_outbox(self, rows: Sequence[OutboxRecord]) -> None:
         """The rows ``OutboxRepository.add`` writes, by COPY: event ids derive from command ids
         claimed in this transaction's inbox, so they cannot exist yet."""
-        await self._copy(
-            "outbox",
-            ("event_id", "event_type", "aggregate_id", "payload", "trace_id"),
-            [(e.event_id, e.type, e.aggregate_id, encode_event(e), e.trace_id) for e in events],
-        )
+        await self._copy("outbox", OUTBOX_COLUMNS, rows)
 
-    async def insert_statuses(self, rows: Sequence[StatusRow], now: datetime) -> None:
-        await self._copy(
-            "command_statuses",
-            (
-                "command_id",
-                "command_type",
-                "task_id",
-                "actor_id",
-                "status",
-                "reason",
-                "accepted_at",
-                "applied_at",
-            ),
-            [
-                (
-                    r.command_id,
-                    r.command_type,
-                    r.task_id,
-                    r.actor_id,
-                    r.state.value,
-                    r.reason,
-                    r.accepted_at,
-                    now,
-                )
-                for r in rows
-            ],
-        )
+    async def insert_statuses(self, rows: Sequence[StatusRecord]) -> None:
+        """Statuses of commands claimed in this transaction's inbox (so they are new)."""
+        await self._copy("command_statuses", STATUS_COLUMNS, rows)
 
-    async def notify_settled(self, command_ids: Sequence[uuid.UUID]) -> None:
+    async def notify_settled(self, ids: Sequence[str]) -> None:
         """pg_notify the settled ids; delivered to listeners only if the transaction commits."""
-        if not command_ids:
+        if not ids:
             return
-        ids = [str(c) for c in command_ids]
         chunks = [
             ",".join(ids[i : i + NOTIFY_IDS_PER_MESSAGE])
             for i in range(0, len(ids), NOTIFY_IDS_PER_MESSAGE)

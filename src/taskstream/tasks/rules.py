@@ -69,16 +69,18 @@ class TaskState:
     completed_at: datetime | None = None
     deleted_at: datetime | None = None
 
+    # Both dicts are only ever JSON-encoded by msgspec, which writes a UUID as its canonical
+    # string and a StrEnum as its value: the same JSON as str()/.value, without the calls.
     def snapshot(self) -> dict[str, Any]:
         """The audit representation (task_events.before/after), camelCase like the wire."""
         return {
             "title": self.title,
             "description": self.description,
-            "status": self.status.value,
-            "priority": self.priority.value,
+            "status": self.status,
+            "priority": self.priority,
             "deadline": self.deadline.isoformat() if self.deadline else None,
-            "assigneeId": str(self.assignee_id) if self.assignee_id else None,
-            "reviewerId": str(self.reviewer_id) if self.reviewer_id else None,
+            "assigneeId": self.assignee_id,
+            "reviewerId": self.reviewer_id,
             "version": self.version,
             "deleted": self.deleted_at is not None,
         }
@@ -86,13 +88,13 @@ class TaskState:
     def event_data(self) -> dict[str, Any]:
         """The fields every task event's ``data`` carries (TEAM-NOTES contract)."""
         return {
-            "taskId": str(self.id),
-            "projectId": str(self.project_id),
+            "taskId": self.id,
+            "projectId": self.project_id,
             "title": self.title,
-            "status": self.status.value,
-            "assigneeId": str(self.assignee_id) if self.assignee_id else None,
-            "reviewerId": str(self.reviewer_id) if self.reviewer_id else None,
-            "createdBy": str(self.created_by),
+            "status": self.status,
+            "assigneeId": self.assignee_id,
+            "reviewerId": self.reviewer_id,
+            "createdBy": self.created_by,
         }
 
 

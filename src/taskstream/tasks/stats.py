@@ -11,7 +11,6 @@ rather than with commands, so it is counted when read, from the tasks themselves
 from __future__ import annotations
 
 import uuid
-from collections import Counter, defaultdict
 from datetime import datetime
 
 import msgspec
@@ -72,28 +71,44 @@ _READ_ACTIVITY = text(
 
 
 class StatsDelta:
-    """Counter changes of one batch, aggregated per project and per minute in memory."""
+    """Counter changes of one batch, aggregated per project and per minute in memory.
+
+    Plain dicts rather than Counters: ``record`` runs once per applied command."""
+
+    __slots__ = ("_at", "_minute", "activity", "counters")
 
     def __init__(self) -> None:
-        self.counters: defaultdict[uuid.UUID, Counter[str]] = defaultdict(Counter)
-        self.activity: defaultdict[tuple[uuid.UUID, datetime], Counter[str]] = defaultdict(Counter)
+        self.counters: dict[uuid.UUID, dict[str, int]] = {}
+        # (project, minute) -> [created, completed]
+        self.activity: dict[tuple[uuid.UUID, datetime], list[int]] = {}
+        self._at: datetime | None = None
+        self._minute = datetime.min
 
     def record(self, before: TaskState | None, after: TaskState, at: datetime) -> None:
         """Account for one task going from ``before`` to ``after`` (None: newly created)."""
-        counters = self.counters[after.project_id]
-        if before is not None and before.deleted_at is None:
-            counters[before.status.value] -= 1
+        counters = self.counters.get(after.project_id)
+        if counters is None:
+            counters = self.counters[after.project_id] = dict.fromkeys(COUNTER_COLUMNS, 0)
+        was_live = before is not None and before.deleted_at is None
+        if before is not None and was_live:
+            counters[before.status] -= 1
         if after.deleted_at is None:
-            counters[after.status.value] += 1
-        elif before is not None and before.deleted_at is None:
+            counters[after.status] += 1
+        elif was_live:
             counters["deleted"] += 1
-        minute = at.replace(second=0, microsecond=0)
-        if before is None:
-            self.activity[(after.project_id, minute)]["created"] += 1
-        if after.status is TaskStatus.DONE and (
+        created = before is None
+        completed = after.status is TaskStatus.DONE and (
             before is None or before.status is not after.status
-        ):
-            self.activity[(after.project_id, minute)]["completed"] += 1
+        )
+        if created or completed:
+            if at is not self._at:  # one `now` per batch: truncate it once
+                self._at, self._minute = at, at.replace(second=0, microsecond=0)
+            key = (after.project_id, self._minute)
+            counts = self.activity.get(key)
+            if counts is None:
+                counts = self.activity[key] = [0, 0]
+            counts[0] += created
+            counts[1] += completed
 
 
 async def apply_stats_delta(session: AsyncSession, delta: StatsDelta, now: datetime) -> None:
@@ -111,8 +126,8 @@ async def apply_stats_delta(session: AsyncSession, delta: StatsDelta, now: datet
             {
                 "projects": [p for p, _ in keys],
                 "minutes": [m for _, m in keys],
-                "created": [delta.activity[k]["created"] for k in keys],
-                "completed": [delta.activity[k]["completed"] for k in keys],
+                "created": [delta.activity[k][0] for k in keys],
+                "completed": [delta.activity[k][1] for k in keys],
             },
         )
 
