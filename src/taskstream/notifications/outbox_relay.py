@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.messages import DomainEvent
 from taskstream.messaging.models import OutboxEvent
 from taskstream.messaging.outbox import OutboxRepository, derived_event_id
-from taskstream.tasks.models import ProjectStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +88,10 @@ OVERDUE_SQL = text(
 async def sweep_overdue(session: AsyncSession, limit: int = 500) -> int:
     """Emit ``task.overdue`` once per task past its deadline, in the caller's transaction.
 
-    ``tasks.overdue_notified_at`` is the once-only marker; the outbox row and the
-    ``project_stats.overdue`` counter change in the same transaction. Returns tasks marked.
+    ``tasks.overdue_notified_at`` is the once-only marker, set in the same transaction as the
+    outbox row. (The overdue count of a project is not kept here: it changes with the clock
+    and with completion, so ``taskstream.tasks.stats`` counts it when read.) Returns tasks
+    marked.
     """
     rows = (await session.execute(OVERDUE_SQL, {"limit": limit})).mappings().all()
     if not rows:
@@ -119,15 +118,6 @@ async def sweep_overdue(session: AsyncSession, limit: int = 500) -> int:
         for row in rows
     ]
     await OutboxRepository.from_session(session).add(events)
-    per_project = Counter(row["project_id"] for row in rows)
-    stmt = insert(ProjectStats).values(
-        [{"project_id": p, "overdue": n} for p, n in per_project.items()]
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["project_id"],
-        set_={"overdue": ProjectStats.overdue + stmt.excluded.overdue, "updated_at": func.now()},
-    )
-    await session.execute(stmt)
     return len(rows)
 
 

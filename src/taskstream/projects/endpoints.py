@@ -25,6 +25,7 @@ from taskstream.projects.schemas import (
     StatusCounts,
 )
 from taskstream.tasks.reads import TaskReadRepository
+from taskstream.tasks.stats import count_overdue
 
 ACTIVITY_MINUTES = 60
 
@@ -161,7 +162,7 @@ class ProjectController(Controller):
             + counts.in_review
             + counts.done
             + counts.cancelled,
-            overdue=row.overdue if row else 0,
+            overdue=await count_overdue(db_session, project_id),
             deleted=row.deleted if row else 0,
             updated_at=row.updated_at if row else None,
             activity=[

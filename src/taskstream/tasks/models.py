@@ -114,7 +114,10 @@ class CommandStatus(Base):
 
 
 class ProjectStats(Base):
-    """Per-project counters kept by the consumers in the same transaction as the tasks."""
+    """Per-project counters kept by the consumers in the same transaction as the tasks.
+
+    No overdue counter: that count changes with the clock, so it is computed when read
+    (``taskstream.tasks.stats.count_overdue``)."""
 
     __tablename__ = "project_stats"
 
@@ -127,7 +130,6 @@ class ProjectStats(Base):
     done: Mapped[int] = mapped_column(Integer, server_default="0")
     cancelled: Mapped[int] = mapped_column(Integer, server_default="0")
     deleted: Mapped[int] = mapped_column(Integer, server_default="0")
-    overdue: Mapped[int] = mapped_column(Integer, server_default="0")
     updated_at: Mapped[datetime] = created_at_column()
 
 

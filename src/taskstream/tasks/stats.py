@@ -51,12 +51,19 @@ _UPSERT_ACTIVITY = text(
     """
 )
 
+# Overdue = open (not done/cancelled), not deleted, deadline passed. Counted when read: it
+# changes with the clock and with completion, not only with commands, so no stored counter
+# can stay right (project_stats has none).
+_OVERDUE = """
+    SELECT count(*) FROM tasks t
+    WHERE t.project_id = :project AND t.deleted_at IS NULL AND t.deadline < now()
+      AND t.status IN ('todo', 'in_progress', 'in_review')
+"""
+_COUNT_OVERDUE = text(_OVERDUE)
+
 _READ_STATS = text(
     f"""
-    SELECT {", ".join(COUNTER_COLUMNS)},
-      (SELECT count(*) FROM tasks t
-        WHERE t.project_id = :project AND t.deleted_at IS NULL AND t.deadline < now()
-          AND t.status IN ('todo', 'in_progress', 'in_review')) AS overdue
+    SELECT {", ".join(COUNTER_COLUMNS)}, ({_OVERDUE}) AS overdue
     FROM projects p LEFT JOIN project_stats s ON s.project_id = p.id
     WHERE p.id = :project
     """
@@ -144,6 +151,11 @@ class ProjectStatsView(msgspec.Struct, rename="camel"):
     deleted: int
     overdue: int
     activity: list[MinuteActivity]
+
+
+async def count_overdue(session: AsyncSession, project_id: uuid.UUID) -> int:
+    """Open tasks of the project whose deadline has passed, as of now."""
+    return int((await session.execute(_COUNT_OVERDUE, {"project": project_id})).scalar_one())
 
 
 async def read_project_stats(

@@ -84,10 +84,18 @@ async def test_stats_read_what_the_consumer_wrote(client, alice, bob, session_fa
     async with session_factory() as session:
         await session.execute(
             text(
-                "INSERT INTO project_stats (project_id, todo, in_progress, done, overdue)"
-                " VALUES (:p, 3, 2, 1, 1)"
+                "INSERT INTO project_stats (project_id, todo, in_progress, done)"
+                " VALUES (:p, 3, 2, 1)"
             ),
             {"p": project_id},
+        )
+        # Overdue is counted from the tasks when read: one open task past its deadline.
+        await session.execute(
+            text(
+                "INSERT INTO tasks (id, project_id, title, created_by, deadline)"
+                " VALUES (gen_random_uuid(), :p, 'late', :u, now() - interval '1 hour')"
+            ),
+            {"p": project_id, "u": alice.id},
         )
         await session.execute(
             text(
