@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,14 @@ class Delivery:
         return dict(self.properties.headers or {})
 
 
+@dataclass(slots=True)
+class _ConfirmGroup:
+    """The messages of one publish call: resolved when all are acked, failed on any nack."""
+
+    future: asyncio.Future[None]
+    remaining: int
+
+
 _CLOSED = object()
 
 
@@ -59,7 +67,7 @@ class RabbitChannel:
         self._connection: AsyncioConnection | None = None
         self._channel: Channel | None = None
         self._pending: set[asyncio.Future[Any]] = set()
-        self._unconfirmed: dict[int, asyncio.Future[None]] = {}
+        self._unconfirmed: dict[int, _ConfirmGroup] = {}  # delivery tag -> its publish call
         self._next_tag = 0
         self._consumers: dict[str, asyncio.Queue[Any]] = {}
         self.closed = False
@@ -134,35 +142,62 @@ class RabbitChannel:
         self, exchange: str, routing_key: str, body: bytes, properties: BasicProperties
     ) -> asyncio.Future[None]:
         """Publish now; the future resolves at the broker's confirm (at once without confirms)."""
+        return self.publish_many(exchange, [(routing_key, body, properties)])
+
+    def publish_many(
+        self, exchange: str, messages: Sequence[tuple[str, bytes, BasicProperties]]
+    ) -> asyncio.Future[None]:
+        """Publish ``(routing_key, body, properties)`` messages now, in order; ONE future
+        resolves once the broker has confirmed every one of them and fails on the first nack.
+
+        One future per batch instead of per message: creating, resolving and gathering a
+        thousand futures per relay batch showed up in the profile next to pika itself.
+        """
         channel = self.channel
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        channel.basic_publish(exchange, routing_key, body, properties)
-        if self.confirms:
-            self._next_tag += 1
-            self._unconfirmed[self._next_tag] = future
-        else:
+        if not messages:
             future.set_result(None)
+            return future
+        publish = channel.basic_publish
+        if not self.confirms:
+            for routing_key, body, properties in messages:
+                publish(exchange, routing_key, body, properties)
+            future.set_result(None)
+            return future
+        group = _ConfirmGroup(future, len(messages))
+        unconfirmed = self._unconfirmed
+        tag = self._next_tag
+        try:
+            for routing_key, body, properties in messages:
+                publish(exchange, routing_key, body, properties)
+                tag += 1  # pika numbers confirms 1, 2, ... per channel, in publish order
+                unconfirmed[tag] = group
+        finally:
+            self._next_tag = tag  # stays in step with pika even if a publish raised
         return future
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
         acked = isinstance(method, Basic.Ack)
+        unconfirmed = self._unconfirmed
         if method.multiple:
             tags = []
-            for tag in self._unconfirmed:  # insertion order is tag order
+            for tag in unconfirmed:  # insertion order is tag order
                 if tag > method.delivery_tag:
                     break
                 tags.append(tag)
         else:
             tags = [method.delivery_tag]
         for tag in tags:
-            future = self._unconfirmed.pop(tag, None)
-            if future is None:
+            group = unconfirmed.pop(tag, None)
+            if group is None:
                 continue
             if acked:
-                _resolve(future, None)
+                group.remaining -= 1
+                if group.remaining == 0:
+                    _resolve(group.future, None)
             else:
-                _fail(future, PublishNackedError(f"broker nacked delivery tag {tag}"))
+                _fail(group.future, PublishNackedError(f"broker nacked delivery tag {tag}"))
 
     # --- consuming --------------------------------------------------------------------------
 
@@ -239,7 +274,7 @@ class RabbitChannel:
         self.closed = True
         self.close_reason = reason
         error = RabbitUnavailableError(f"rabbitmq closed: {reason!r}")
-        for future in [*self._pending, *self._unconfirmed.values()]:
+        for future in [*self._pending, *(group.future for group in self._unconfirmed.values())]:
             _fail(future, error)
         self._unconfirmed.clear()
         for inbox in self._consumers.values():

@@ -38,7 +38,7 @@ def _logging() -> None:
 
 
 @click.command("relay")
-@click.option("--batch-size", type=int, default=1000, show_default=True)
+@click.option("--batch-size", type=int, default=2000, show_default=True)
 @click.option(
     "--sweep-interval",
     type=float,
