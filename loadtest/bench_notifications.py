@@ -5,8 +5,12 @@ next to a raw pika ceiling measured in the same run.
 
 Everything runs against the local services on a private database, exchange and topic, which are
 removed afterwards. Figures:
-- raw publish: pika (asyncio connection) persistent publishes with pipelined confirms, and the
-  BlockingConnection one-confirm-at-a-time figure for contrast;
+- raw publish: pika (asyncio connection) persistent publishes with pipelined confirms to one
+  quorum queue, and the BlockingConnection one-confirm-at-a-time figure for contrast;
+- raw fan-out publish: the same pika publishes of the relay's own messages (event bodies and
+  properties) to the events exchange, i.e. into the three quorum work queues the relay feeds,
+  pipelined like the relay (batches of ``batch_size``, ``pipeline`` in flight): the broker-side
+  ceiling for the relay, without PostgreSQL or Kafka;
 - relay: ``OutboxRelay.relay_batch`` draining the outbox (claim + RabbitMQ confirms + Kafka
   acks=all + mark sent), in this process;
 - raw consume: pika consumer, prefetch as configured, acking each batch, doing nothing else;
@@ -25,8 +29,11 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pika
@@ -36,10 +43,11 @@ from taskstream.infra.probes import asyncpg_dsn
 from taskstream.infra.topics import ensure_topics
 from taskstream.messages import DomainEvent, encode_event
 from taskstream.messaging.outbox import OutboxRepository
+from taskstream.notifications.outbox_relay import PendingEvent
 from taskstream.settings import Settings
 from workers.rabbit import RabbitChannel
-from workers.relay import OutboxRelay, RelayOptions
-from workers.topology import QUORUM, Topology
+from workers.relay import OutboxRelay, RelayOptions, event_properties
+from workers.topology import QUORUM, Topology, declare_topology
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = uuid.uuid4().hex[:8]
@@ -139,6 +147,39 @@ async def raw_publish(settings: Settings, queue: str, body: bytes, n: int, windo
     return n / elapsed
 
 
+async def raw_publish_fanout(
+    settings: Settings, topology: Topology, events: list[DomainEvent], options: RelayOptions
+) -> float:
+    """The relay's messages to the events exchange (3 quorum queues), pipelined like the relay;
+    msg/s. The queues are purged afterwards."""
+    rabbit = await RabbitChannel(settings.rabbit.url, confirms=True).open()
+    await declare_topology(rabbit, topology)
+    now = datetime.now(UTC)
+    messages = [
+        (
+            e.type,
+            encode_event(e),
+            event_properties(
+                PendingEvent(0, e.event_id, e.type, e.aggregate_id, b"", e.trace_id, now)
+            ),
+        )
+        for e in events
+    ]
+    in_flight: deque[asyncio.Future[None]] = deque()
+    started = time.perf_counter()
+    for start in range(0, len(messages), options.batch_size):
+        if len(in_flight) >= options.pipeline:
+            await in_flight.popleft()
+        batch = messages[start : start + options.batch_size]
+        in_flight.append(rabbit.publish_many(topology.exchange, batch))
+    await asyncio.gather(*in_flight)
+    elapsed = time.perf_counter() - started
+    for queue in topology.queues:
+        await rabbit.rpc(rabbit.channel.queue_purge, queue=queue)
+    await rabbit.close()
+    return len(messages) / elapsed
+
+
 def raw_publish_blocking(settings: Settings, queue: str, body: bytes, n: int) -> float:
     connection = pika.BlockingConnection(pika.URLParameters(settings.rabbit.url))
     channel = connection.channel()
@@ -195,8 +236,12 @@ async def run(events_n: int) -> dict[str, float]:
         )
         results["raw_publish"] = await raw_publish(settings, raw_queue, body, events_n, 500)
         results["raw_consume"] = await raw_consume(settings, raw_queue, events_n)
+        options = RelayOptions()
+        results["raw_publish_fanout"] = await raw_publish_fanout(
+            settings, topology, events, options
+        )
 
-        relay = OutboxRelay(settings, factory, RelayOptions())
+        relay = OutboxRelay(settings, factory, options)
         started = time.perf_counter()
         while await relay.drain():
             pass
@@ -267,6 +312,9 @@ def markdown(r: dict[str, float]) -> str:
             f"| Relay: outbox -> RabbitMQ (confirms) + Kafka (acks=all), events/s | "
             f"{f(r['relay'])} | raw pika publish, pipelined confirms: {f(r['raw_publish'])}/s | "
             f"{r['relay'] / r['raw_publish']:.0%} |",
+            f"| (same relay figure) | | raw pika fan-out publish of the relay's messages to the"
+            f" events exchange (3 quorum queues), pipelined like the relay:"
+            f" {f(r['raw_publish_fanout'])}/s | {r['relay'] / r['raw_publish_fanout']:.0%} |",
             f"| In-app worker: notifications/s (events/s) | {f(r['worker_notifications'])} "
             f"({f(r['worker_events'])}) | raw pika consume, prefetch 200: "
             f"{f(r['raw_consume'])} msg/s | {r['worker_events'] / r['raw_consume']:.0%} of msgs |",
@@ -302,7 +350,7 @@ def main() -> int:
     try:
         import uvloop  # noqa: PLC0415 - the CLI runs relay and worker on uvloop too
 
-        runner = uvloop.run
+        runner: Callable[[Coroutine[Any, Any, dict[str, float]]], dict[str, float]] = uvloop.run
     except ImportError:
         runner = asyncio.run
     runs = []

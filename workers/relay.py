@@ -73,7 +73,8 @@ async def _abandon(session: AsyncSession) -> None:
         await session.close()
 
 
-def _properties(row: PendingEvent) -> BasicProperties:
+def event_properties(row: PendingEvent) -> BasicProperties:
+    """AMQP properties of a relayed event (the benchmark's fan-out ceiling uses them too)."""
     return BasicProperties(
         delivery_mode=2,  # persistent: survives a broker restart once confirmed
         content_type="application/json",
@@ -140,7 +141,7 @@ class OutboxRelay:
                 await session.close()
                 return None
             published = self.rabbit.publish_many(
-                exchange, [(row.event_type, row.payload, _properties(row)) for row in rows]
+                exchange, [(row.event_type, row.payload, event_properties(row)) for row in rows]
             )
         except BaseException:
             await _abandon(session)
