@@ -43,7 +43,9 @@ class KafkaSettings(BaseModel):
     consumer_group: str = "taskstream-appliers"
     publish_timeout_s: float = Field(default=5.0, gt=0)
     linger_ms: int = Field(default=2, ge=0)
-    max_batch_size: int = Field(default=500, ge=1)
+    # Commands per apply transaction at most (a caught-up consumer applies smaller batches):
+    # the per-transaction cost amortises up to a few thousand (BENCHMARKS.md, consumers).
+    max_batch_size: int = Field(default=5000, ge=1)
     max_batch_wait_ms: int = Field(default=50, ge=0)
     session_timeout_ms: int = Field(default=10_000, ge=1000)
 
