@@ -8,17 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, post
+from litestar import Litestar
 from litestar.datastructures import State
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.status_codes import HTTP_202_ACCEPTED
 from redis.asyncio import Redis
 
 from taskstream.auth.endpoints import AuthController, UsersController
 from taskstream.auth.middleware import UserStatusCache
 from taskstream.auth.tokens import TokenCodec
+from taskstream.bench import BENCH_ROUTES
 from taskstream.commands.endpoints import CommandController
 from taskstream.db import create_engine, create_session_factory
 from taskstream.dependencies import DEPENDENCIES
@@ -95,20 +95,6 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, 20, 100)
 
 
-@post(
-    "/bench/noop",
-    operation_id="benchNoop",
-    status_code=HTTP_202_ACCEPTED,
-    exclude_from_auth=True,
-    security=[{}],
-    opt={"rate_limit": None},
-    include_in_schema=False,
-)
-async def bench_noop() -> dict[str, str]:
-    """The benchmark's ceiling: the same server answering 202 without doing anything."""
-    return {"status": "accepted"}
-
-
 def create_app(settings: Settings | None = None, *, bench_routes: bool = False) -> Litestar:
     """Build the API; resources are opened on startup and closed on shutdown."""
     settings = settings or get_settings()
@@ -122,7 +108,7 @@ def create_app(settings: Settings | None = None, *, bench_routes: bool = False) 
         *NOTIFICATION_CONTROLLERS,
     ]
     if bench_routes:
-        handlers.append(bench_noop)
+        handlers += BENCH_ROUTES
     app = Litestar(
         route_handlers=handlers,
         state=State({"settings": settings}),
