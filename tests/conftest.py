@@ -40,7 +40,16 @@ def make_settings(**overrides: object) -> Settings:
     )
     rabbit = base.rabbit.model_copy(update={"events_exchange": f"taskstream.events.{RUN_ID}"})
     infra = base.infra.model_copy(update={"state_dir": ROOT / ".taskstream"})
-    values = {"db": db, "kafka": kafka, "rabbit": rabbit, "infra": infra, **overrides}
+    # rate-limit counters are per client IP (always 127.0.0.1 here): keep each run's apart
+    redis = base.redis.model_copy(update={"limits_key_prefix": f"taskstream-limits-{RUN_ID}"})
+    values = {
+        "db": db,
+        "kafka": kafka,
+        "rabbit": rabbit,
+        "infra": infra,
+        "redis": redis,
+        **overrides,
+    }
     return base.model_copy(update=values)
 
 

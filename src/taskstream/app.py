@@ -55,7 +55,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     )
     publisher = CommandPublisher(settings.kafka)
     await publisher.start()
-    limiter = RateLimiter(settings.limits, settings.redis.url)
+    limiter = RateLimiter(settings.limits, settings.redis.url, settings.redis.limits_key_prefix)
     access = ProjectAccessCache(session_factory)
     app.state.update(
         engine=engine,

@@ -52,6 +52,9 @@ class KafkaSettings(BaseModel):
 
 class RedisSettings(BaseModel):
     url: str = "redis://127.0.0.1:6379/0"
+    # Prefix of the rate-limit counters; separate deployments (or test runs) sharing one Redis
+    # keep separate counters.
+    limits_key_prefix: str = "taskstream-limits"
 
 
 class RabbitSettings(BaseModel):
