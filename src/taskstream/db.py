@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from enum import Enum as PyEnum
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, Enum, MetaData, func
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -33,6 +34,11 @@ class Base(DeclarativeBase):
 
 def created_at_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+def pg_enum(enum_cls: type[PyEnum], name: str) -> Enum:
+    """A native PostgreSQL enum storing the members' values (lower-case), not their names."""
+    return Enum(enum_cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
 def create_engine(settings: DatabaseSettings, **overrides: object) -> AsyncEngine:

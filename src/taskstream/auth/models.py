@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from taskstream.db import Base, created_at_column
+from taskstream.db import Base, created_at_column, pg_enum
 from taskstream.enums import UserRole
 
 
@@ -20,7 +20,7 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[UserRole] = mapped_column(
-        Enum(UserRole, name="user_role", values_callable=lambda e: [m.value for m in e]),
+        pg_enum(UserRole, "user_role"),
         server_default=UserRole.MEMBER.value,
     )
     created_at: Mapped[datetime] = created_at_column()

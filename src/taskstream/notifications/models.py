@@ -11,7 +11,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
-    Enum,
     ForeignKey,
     Identity,
     Index,
@@ -23,12 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from taskstream.db import Base, created_at_column
+from taskstream.db import Base, created_at_column, pg_enum
 from taskstream.enums import DeliveryStatus, NotificationChannel
-
-
-def _enum(enum_cls: type, name: str) -> Enum:
-    return Enum(enum_cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
 class Notification(Base):
@@ -58,7 +53,7 @@ class NotificationPreference(Base):
     )
     event_type: Mapped[str] = mapped_column(String(64), primary_key=True)
     channel: Mapped[NotificationChannel] = mapped_column(
-        _enum(NotificationChannel, "notification_channel"), primary_key=True
+        pg_enum(NotificationChannel, "notification_channel"), primary_key=True
     )
     enabled: Mapped[bool] = mapped_column(Boolean)
 
@@ -101,7 +96,7 @@ class WebhookDelivery(Base):
     )
     event_id: Mapped[uuid.UUID]
     event_type: Mapped[str] = mapped_column(String(64))
-    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"))
+    status: Mapped[DeliveryStatus] = mapped_column(pg_enum(DeliveryStatus, "delivery_status"))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, Index, String, Text, func
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from taskstream.db import Base, created_at_column
+from taskstream.db import Base, created_at_column, pg_enum
 from taskstream.enums import ProjectRole
 
 
@@ -38,7 +38,7 @@ class ProjectMember(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     role: Mapped[ProjectRole] = mapped_column(
-        Enum(ProjectRole, name="project_role", values_callable=lambda e: [m.value for m in e]),
+        pg_enum(ProjectRole, "project_role"),
         server_default=ProjectRole.MEMBER.value,
     )
     created_at: Mapped[datetime] = created_at_column()

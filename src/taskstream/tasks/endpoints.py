@@ -1,28 +1,25 @@
-"""Task routes: commands answered 202 once the broker has them, and reads from PostgreSQL."""
+"""Task command routes: each validated, authorised and answered 202 once the broker has it.
+
+Reads of tasks live in ``read_endpoints.py``; batch validation in ``batch.py``.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Request, delete, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
-from litestar.utils.scope.state import ScopeState
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth.principal import Principal
 from taskstream.dependencies import caller, trace_id_of
-from taskstream.enums import ProjectRole, TaskPriority, TaskStatus
-from taskstream.errors import DomainError, FieldError, NotFoundError, ValidationFailedError
+from taskstream.enums import ProjectRole
+from taskstream.errors import DomainError, FieldError, ValidationFailedError
 from taskstream.idempotency import derived_id, idempotency_key
 from taskstream.messages import (
     AssignTask,
@@ -33,11 +30,10 @@ from taskstream.messages import (
     TransitionTask,
     UpdateTask,
 )
-from taskstream.problems import field_error_from_msgspec, problem_response, problem_responses
-from taskstream.projects.service import require_project_role
+from taskstream.problems import problem_responses
+from taskstream.tasks.batch import batch_validation_handler
 from taskstream.tasks.commands import CommandGateway, build_command
-from taskstream.tasks.models import Task
-from taskstream.tasks.reads import TaskFilter, TaskReadRepository
+from taskstream.tasks.read_endpoints import TaskReadRoutes
 from taskstream.tasks.schemas import (
     AcceptedItem,
     AssignTaskRequest,
@@ -46,52 +42,9 @@ from taskstream.tasks.schemas import (
     CommandAccepted,
     CreateTaskRequest,
     ReviewTaskRequest,
-    TaskPage,
-    TaskResponse,
     TransitionTaskRequest,
     UpdateTaskRequest,
 )
-
-DEFAULT_PAGE_SIZE = 50
-
-
-class _RawBatch(msgspec.Struct):
-    tasks: list[msgspec.Raw]
-
-
-_raw_batch_decoder = msgspec.json.Decoder(_RawBatch)
-_item_decoder = msgspec.json.Decoder(CreateTaskRequest, strict=True)
-
-
-def batch_field_errors(body: bytes) -> list[FieldError]:
-    """Every invalid item of a batch body, not just the first one msgspec stops at."""
-    try:
-        raw = _raw_batch_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        return [field_error_from_msgspec(exc)]
-    except msgspec.DecodeError:
-        return [FieldError("$", "is not valid JSON")]
-    errors: list[FieldError] = []
-    for index, item in enumerate(raw.tasks):
-        try:
-            _item_decoder.decode(item)
-        except msgspec.ValidationError as exc:
-            errors.append(field_error_from_msgspec(exc, prefix=f"tasks[{index}]"))
-    return errors
-
-
-def _batch_validation_handler(
-    request: Request[Any, Any, Any], exc: ValidationException
-) -> Response[Any]:
-    body = ScopeState.from_scope(request.scope).body
-    errors = batch_field_errors(body) if isinstance(body, bytes) else []
-    if not errors:  # not a body problem after all: report litestar's own findings
-        from taskstream.problems import field_errors_from_litestar  # noqa: PLC0415
-
-        errors = field_errors_from_litestar(exc.extra)
-    return problem_response(
-        422, "Some tasks in the batch are invalid; nothing was published", errors=errors
-    )
 
 
 def _ids(request: Request[Any, Any, Any], index: int = 0) -> tuple[uuid.UUID, uuid.UUID]:
@@ -119,39 +72,6 @@ def _create_payload(data: JSONBody[CreateTaskRequest], project_id: uuid.UUID) ->
     )
 
 
-def _task(task: Task) -> TaskResponse:
-    return TaskResponse(
-        id=task.id,
-        project_id=task.project_id,
-        title=task.title,
-        description=task.description,
-        status=task.status,
-        priority=task.priority,
-        deadline=task.deadline,
-        assignee_id=task.assignee_id,
-        reviewer_id=task.reviewer_id,
-        created_by=task.created_by,
-        version=task.version,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-        completed_at=task.completed_at,
-    )
-
-
-def encode_cursor(task: Task) -> str:
-    raw = msgspec.json.encode([task.created_at, task.id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, task_id = msgspec.json.decode(raw, type=tuple[datetime, uuid.UUID])
-    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ValidationFailedError([FieldError("cursor", "is not a valid cursor")]) from exc
-    return created_at, task_id
-
-
 COMMAND_PROBLEMS = problem_responses(403, 409)
 
 
@@ -170,7 +90,7 @@ async def _submit_one(
     return CommandAccepted(task_id=task_id, command_id=command.command_id)
 
 
-class TaskController(Controller):
+class TaskController(TaskReadRoutes):
     path = "/tasks"
     tags = ["tasks"]
 
@@ -199,7 +119,7 @@ class TaskController(Controller):
         "/batch",
         operation_id="createTasksBatch",
         responses=COMMAND_PROBLEMS,
-        exception_handlers={ValidationException: _batch_validation_handler},
+        exception_handlers={ValidationException: batch_validation_handler},
         status_code=HTTP_202_ACCEPTED,
     )
     async def create_tasks_batch(
@@ -248,55 +168,6 @@ class TaskController(Controller):
         return BatchAccepted(
             tasks=[AcceptedItem(task_id=c.task_id, command_id=c.command_id) for c in commands]
         )
-
-    @get("/", operation_id="listTasks", responses=problem_responses())
-    async def list_tasks(
-        self,
-        *,
-        current_user: NamedDependency[Principal],
-        db_session: NamedDependency[AsyncSession],
-        state: State,
-        project_id: Annotated[uuid.UUID | None, QueryParameter(name="projectId")] = None,
-        status: FromQuery[TaskStatus | None] = None,
-        assignee_id: Annotated[uuid.UUID | None, QueryParameter(name="assigneeId")] = None,
-        priority: FromQuery[TaskPriority | None] = None,
-        due_before: Annotated[datetime | None, QueryParameter(name="dueBefore")] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=1_000_000)] = DEFAULT_PAGE_SIZE,
-        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
-    ) -> TaskPage:
-        """Tasks in the caller's projects, filtered, oldest first, keyset-paginated."""
-        if project_id is not None:
-            await require_project_role(db_session, current_user, project_id)
-        limit = min(limit, state.settings.api.page_limit_max)
-        filters = TaskFilter(project_id, status, assignee_id, priority, due_before)
-        after = decode_cursor(cursor) if cursor else None
-        rows = await TaskReadRepository.from_session(db_session).page(
-            filters,
-            member_id=None if current_user.is_admin else current_user.user_id,
-            after=after,
-            limit=limit + 1,
-        )
-        items: Sequence[Task] = rows[:limit]
-        next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
-        return TaskPage(items=[_task(t) for t in items], next_cursor=next_cursor)
-
-    @get("/{task_id:uuid}", operation_id="getTask", responses=problem_responses())
-    async def get_task(
-        self,
-        *,
-        task_id: FromPath[uuid.UUID],
-        current_user: NamedDependency[Principal],
-        db_session: NamedDependency[AsyncSession],
-    ) -> TaskResponse:
-        """One task, if the caller is a member of its project (404 otherwise)."""
-        task = await TaskReadRepository.from_session(db_session).get(task_id)
-        if task is None:
-            raise NotFoundError("Task not found")
-        try:
-            await require_project_role(db_session, current_user, task.project_id)
-        except NotFoundError as exc:
-            raise NotFoundError("Task not found") from exc
-        return _task(task)
 
     @patch(
         "/{task_id:uuid}",

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     DateTime,
-    Enum,
     ForeignKey,
     Identity,
     Index,
@@ -21,12 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from taskstream.db import Base, created_at_column
+from taskstream.db import Base, created_at_column, pg_enum
 from taskstream.enums import CommandState, ReviewVerdict, TaskPriority, TaskStatus
-
-
-def _enum(enum_cls: type, name: str) -> Enum:
-    return Enum(enum_cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
 class Task(Base):
@@ -47,10 +42,10 @@ class Task(Base):
     title: Mapped[str] = mapped_column(String(500))
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[TaskStatus] = mapped_column(
-        _enum(TaskStatus, "task_status"), server_default=TaskStatus.TODO.value
+        pg_enum(TaskStatus, "task_status"), server_default=TaskStatus.TODO.value
     )
     priority: Mapped[TaskPriority] = mapped_column(
-        _enum(TaskPriority, "task_priority"), server_default=TaskPriority.MEDIUM.value
+        pg_enum(TaskPriority, "task_priority"), server_default=TaskPriority.MEDIUM.value
     )
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -75,7 +70,7 @@ class TaskReview(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     reviewer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    verdict: Mapped[ReviewVerdict] = mapped_column(_enum(ReviewVerdict, "review_verdict"))
+    verdict: Mapped[ReviewVerdict] = mapped_column(pg_enum(ReviewVerdict, "review_verdict"))
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
 
@@ -107,7 +102,7 @@ class CommandStatus(Base):
     command_type: Mapped[str] = mapped_column(String(64))
     task_id: Mapped[uuid.UUID | None]
     actor_id: Mapped[uuid.UUID]
-    status: Mapped[CommandState] = mapped_column(_enum(CommandState, "command_state"))
+    status: Mapped[CommandState] = mapped_column(pg_enum(CommandState, "command_state"))
     reason: Mapped[str | None] = mapped_column(Text)
     accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     applied_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,118 @@
+"""Task reads from PostgreSQL: one task, and filtered keyset-paginated lists."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskstream.auth.principal import Principal
+from taskstream.enums import TaskPriority, TaskStatus
+from taskstream.errors import FieldError, NotFoundError, ValidationFailedError
+from taskstream.problems import problem_responses
+from taskstream.projects.service import require_project_role
+from taskstream.tasks.models import Task
+from taskstream.tasks.reads import TaskFilter, TaskReadRepository
+from taskstream.tasks.schemas import TaskPage, TaskResponse
+
+DEFAULT_PAGE_SIZE = 50
+
+
+def _task(task: Task) -> TaskResponse:
+    return TaskResponse(
+        id=task.id,
+        project_id=task.project_id,
+        title=task.title,
+        description=task.description,
+        status=task.status,
+        priority=task.priority,
+        deadline=task.deadline,
+        assignee_id=task.assignee_id,
+        reviewer_id=task.reviewer_id,
+        created_by=task.created_by,
+        version=task.version,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        completed_at=task.completed_at,
+    )
+
+
+def encode_cursor(task: Task) -> str:
+    raw = msgspec.json.encode([task.created_at, task.id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, task_id = msgspec.json.decode(raw, type=tuple[datetime, uuid.UUID])
+    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ValidationFailedError([FieldError("cursor", "is not a valid cursor")]) from exc
+    return created_at, task_id
+
+
+class TaskReadRoutes(Controller):
+    """The read half of ``/tasks``; ``TaskController`` inherits it so one controller owns the
+    path (two controllers on one path would both register OPTIONS)."""
+
+    path = "/tasks"
+    tags = ["tasks"]
+
+    @get("/", operation_id="listTasks", responses=problem_responses())
+    async def list_tasks(
+        self,
+        *,
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+        state: State,
+        project_id: Annotated[uuid.UUID | None, QueryParameter(name="projectId")] = None,
+        status: FromQuery[TaskStatus | None] = None,
+        assignee_id: Annotated[uuid.UUID | None, QueryParameter(name="assigneeId")] = None,
+        priority: FromQuery[TaskPriority | None] = None,
+        due_before: Annotated[datetime | None, QueryParameter(name="dueBefore")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1_000_000)] = DEFAULT_PAGE_SIZE,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    ) -> TaskPage:
+        """Tasks in the caller's projects, filtered, oldest first, keyset-paginated."""
+        if project_id is not None:
+            await require_project_role(db_session, current_user, project_id)
+        limit = min(limit, state.settings.api.page_limit_max)
+        filters = TaskFilter(project_id, status, assignee_id, priority, due_before)
+        after = decode_cursor(cursor) if cursor else None
+        rows = await TaskReadRepository.from_session(db_session).page(
+            filters,
+            member_id=None if current_user.is_admin else current_user.user_id,
+            after=after,
+            limit=limit + 1,
+        )
+        items: Sequence[Task] = rows[:limit]
+        next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+        return TaskPage(items=[_task(t) for t in items], next_cursor=next_cursor)
+
+    @get("/{task_id:uuid}", operation_id="getTask", responses=problem_responses())
+    async def get_task(
+        self,
+        *,
+        task_id: FromPath[uuid.UUID],
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> TaskResponse:
+        """One task, if the caller is a member of its project (404 otherwise)."""
+        task = await TaskReadRepository.from_session(db_session).get(task_id)
+        if task is None:
+            raise NotFoundError("Task not found")
+        try:
+            await require_project_role(db_session, current_user, task.project_id)
+        except NotFoundError as exc:
+            raise NotFoundError("Task not found") from exc
+        return _task(task)
