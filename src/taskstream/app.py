@@ -57,6 +57,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     await publisher.start()
     limiter = RateLimiter(settings.limits, settings.redis.url, settings.redis.limits_key_prefix)
     access = ProjectAccessCache(session_factory)
+    user_status = UserStatusCache(session_factory)
     app.state.update(
         engine=engine,
         session_factory=session_factory,
@@ -64,7 +65,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         publisher=publisher,
         rate_limiter=limiter,
         token_codec=TokenCodec(settings.auth),
-        user_status=UserStatusCache(session_factory),
+        user_status=user_status,
         project_access=access,
         commands=CommandGateway(
             publisher,
@@ -78,6 +79,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await access.close()
+        await user_status.close()
         await publisher.stop()
         await limiter.close()
         await redis.aclose()

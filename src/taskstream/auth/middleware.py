@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
+from async_lru import alru_cache
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,52 +19,33 @@ from taskstream.errors import UnauthorizedError
 # A user deleted (or demoted) takes effect within this many seconds on every worker; checking
 # the database on each request would cost a query on the hot path.
 USER_STATUS_TTL_S = 10.0
+MAX_USERS = 100_000
 
 
 class UserStatusCache:
-    """Current role of each user (None: deleted or unknown), refreshed every few seconds."""
+    """Current role of each user (None: deleted or unknown), refreshed every few seconds.
+
+    async-lru: LRU-bounded, with expiry, and single flight (concurrent requests of one user
+    share one query when the entry expires under load)."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
-        self._entries: dict[uuid.UUID, tuple[UserRole | None, float]] = {}
-        self._loading: dict[uuid.UUID, asyncio.Future[UserRole | None]] = {}
+        self.active_role = alru_cache(maxsize=MAX_USERS, ttl=USER_STATUS_TTL_S)(self._load)
 
-    def fresh(self, user_id: uuid.UUID) -> tuple[UserRole | None, float] | None:
-        """The cached (role, expiry) while it is fresh, without awaiting anything."""
-        cached = self._entries.get(user_id)
-        return cached if cached is not None and cached[1] > time.monotonic() else None
-
-    async def active_role(self, user_id: uuid.UUID) -> UserRole | None:
-        cached = self.fresh(user_id)
-        if cached is not None:
-            return cached[0]
-        # single flight: concurrent requests of one user share one query
-        pending = self._loading.get(user_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(user_id))
-            self._loading[user_id] = pending
-        return await asyncio.shield(pending)
+    async def close(self) -> None:
+        """Cancel loads still in flight (application shutdown)."""
+        await self.active_role.cache_close()
 
     async def _load(self, user_id: uuid.UUID) -> UserRole | None:
-        try:
-            async with self._factory() as session:
-                role = await UserRepository.from_session(session).active_role(user_id)
-            if len(self._entries) > 100_000:
-                self._entries.clear()
-            self._entries[user_id] = (role, time.monotonic() + USER_STATUS_TTL_S)
-            return role
-        finally:
-            self._loading.pop(user_id, None)
-
-    def forget(self, user_id: uuid.UUID) -> None:
-        self._entries.pop(user_id, None)
+        async with self._factory() as session:
+            return await UserRepository.from_session(session).active_role(user_id)
 
 
 async def authenticate(state: State, authorization: bytes | None) -> Principal:
     """The caller named by an ``Authorization: Bearer <jwt>`` header value, or 401.
 
     Both lookups are answered from memory on the hot path (verified tokens until they expire,
-    user status for ``USER_STATUS_TTL_S``), so a known caller costs two dict lookups."""
+    user status for ``USER_STATUS_TTL_S``): a known caller awaits nothing."""
     scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise NotAuthorizedException("A bearer token is required")
@@ -75,8 +55,7 @@ async def authenticate(state: State, authorization: bytes | None) -> Principal:
     except UnauthorizedError as exc:
         raise NotAuthorizedException(exc.detail) from exc
     statuses: UserStatusCache = state.user_status
-    cached = statuses.fresh(principal.user_id)
-    role = cached[0] if cached is not None else await statuses.active_role(principal.user_id)
+    role = await statuses.active_role(principal.user_id)
     if role is None:
         raise NotAuthorizedException("The user no longer exists")
     if role is not principal.role:

@@ -8,9 +8,9 @@ never use this cache.
 
 from __future__ import annotations
 
-import time
 import uuid
 
+from async_lru import alru_cache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskstream.auth.principal import Principal
@@ -20,46 +20,49 @@ from taskstream.projects.repository import ProjectRepository
 from taskstream.projects.service import require_project_role, role_at_least
 
 ROLE_TTL_S = 10.0
+# Entries expire up to this much later, so a worker's entries do not all expire in one turn.
+ROLE_TTL_JITTER_S = 2.0
 MAX_ENTRIES = 100_000
 
 
 class ProjectAccessCache:
+    """Per-process caches (async-lru): LRU-bounded, with expiry, and single flight, so when an
+    entry expires under load the concurrent requests that need it share one query instead of
+    each taking a pool connection. Failures (non-members) are never cached."""
+
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
-        self._roles: dict[tuple[uuid.UUID, uuid.UUID], tuple[ProjectRole, float]] = {}
-        self._personal: dict[uuid.UUID, uuid.UUID] = {}
+        self._roles = alru_cache(maxsize=MAX_ENTRIES, ttl=ROLE_TTL_S, jitter=ROLE_TTL_JITTER_S)(
+            self._load_role
+        )
+        # a user's personal project never changes, so it is kept until evicted
+        self._personal = alru_cache(maxsize=MAX_ENTRIES)(self._load_personal_project)
 
     async def role(
         self, principal: Principal, project_id: uuid.UUID, min_role: ProjectRole
     ) -> ProjectRole:
-        """Like ``require_project_role`` but answered from memory for ``ROLE_TTL_S``.
-        Only memberships are cached; a refusal is always re-checked."""
-        key = (principal.user_id, project_id)
-        cached = self._roles.get(key)
-        now = time.monotonic()
-        if cached is None or cached[1] < now:
-            async with self._factory() as session:
-                role = await require_project_role(
-                    session, principal, project_id, ProjectRole.VIEWER
-                )
-            if len(self._roles) >= MAX_ENTRIES:
-                self._roles.clear()
-            self._roles[key] = (role, now + ROLE_TTL_S)
-        else:
-            role = cached[0]
+        """Like ``require_project_role`` but answered from memory for ``ROLE_TTL_S``."""
+        role = await self._roles(principal, project_id)
         if not role_at_least(role, min_role):
             raise ForbiddenError(f"This needs the {min_role.value} role in the project")
         return role
 
     async def personal_project(self, user_id: uuid.UUID) -> uuid.UUID:
-        """The user's personal project id (it never changes, so it is cached for good)."""
-        project_id = self._personal.get(user_id)
+        """The user's personal project id."""
+        return await self._personal(user_id)
+
+    async def close(self) -> None:
+        """Cancel loads still in flight (application shutdown)."""
+        await self._roles.cache_close()
+        await self._personal.cache_close()
+
+    async def _load_role(self, principal: Principal, project_id: uuid.UUID) -> ProjectRole:
+        async with self._factory() as session:
+            return await require_project_role(session, principal, project_id, ProjectRole.VIEWER)
+
+    async def _load_personal_project(self, user_id: uuid.UUID) -> uuid.UUID:
+        async with self._factory() as session:
+            project_id = await ProjectRepository.from_session(session).personal_project_id(user_id)
         if project_id is None:
-            async with self._factory() as session:
-                project_id = await ProjectRepository.from_session(session).personal_project_id(
-                    user_id
-                )
-            if project_id is None:
-                raise NotFoundError("The user has no personal project")
-            self._personal[user_id] = project_id
+            raise NotFoundError("The user has no personal project")
         return project_id
