@@ -35,7 +35,7 @@ from pathlib import Path
 
 import httpx
 
-from taskstream.infra.topics import ensure_topics
+from taskstream.infra.topics import delete_topics, ensure_topics
 from taskstream.settings import Settings, get_settings
 from tests.integration.api.support import PASSWORD, ApiServer
 
@@ -167,6 +167,7 @@ def main() -> int:
             rounds["tasks"].append(measure(tasks_url, token, args.seconds, args.connections))
     finally:
         server.stop()
+        asyncio.run(delete_topics(settings.kafka, [settings.kafka.task_commands_topic]))
     noop = max(rounds["noop"], key=lambda r: r.rps)
     publish = max(rounds["publish"], key=lambda r: r.rps)
     tasks = max(rounds["tasks"], key=lambda r: r.rps)

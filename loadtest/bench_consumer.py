@@ -29,7 +29,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from taskstream.infra.probes import asyncpg_dsn
-from taskstream.infra.topics import ensure_topics
+from taskstream.infra.topics import delete_topics, ensure_topics, topic_names
 from taskstream.messages import (
     Actor,
     CreateTask,
@@ -338,12 +338,16 @@ async def e2e_only(args: argparse.Namespace) -> None:
         consumer.terminate()
         consumer.wait(30)
         await drop_database(settings)
+        await delete_topics(settings.kafka, topic_names(settings.kafka))
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--commands", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="consumer processes in the group (scaling out)"
+    )
     parser.add_argument("--e2e-rate", type=int, default=200)
     parser.add_argument("--e2e-seconds", type=float, default=20)
     args = parser.parse_args()
@@ -352,27 +356,33 @@ async def main() -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     await create_database(settings)
     dsn = asyncpg_dsn(settings.db.url)
-    consumer = None
+    consumers: list[subprocess.Popen[bytes]] = []
     try:
         await ensure_topics(settings.kafka)
         user, project = await seed_project(dsn)
         produce_rate = await prefill(settings, user, project, args.commands)
-        consumer = spawn(settings, "consume", log=log_dir / "consumer.log")
+        consumers = [
+            spawn(settings, "consume", log=log_dir / f"consumer-{index}.log")
+            for index in range(args.processes)
+        ]
         rate, join_s = await measure_apply_rate(dsn, args.commands, timeout_s=600)
         ceiling_rate = await ceiling(
             dsn, user, project, args.commands, settings.kafka.max_batch_size
         )
         latencies = await end_to_end(settings, args.e2e_rate, args.e2e_seconds, log_dir)
     finally:
-        if consumer is not None:
+        for consumer in consumers:
             consumer.terminate()
+        for consumer in consumers:
             consumer.wait(30)
         await drop_database(settings)
+        await delete_topics(settings.kafka, topic_names(settings.kafka))
     offered = int(args.e2e_rate * args.e2e_seconds)
     print(f"| commands pre-filled | {args.commands} ({args.partitions} partitions) |")
     print(f"| pre-fill produce rate (acks=all) | {produce_rate:,.0f} msg/s |")
     print(f"| group join until first apply | {join_s:.1f} s |")
-    print(f"| **apply rate, one consumer process** | **{rate:,.0f} commands/s** |")
+    who = "one consumer process" if args.processes == 1 else f"{args.processes} consumer processes"
+    print(f"| **apply rate, {who}** | **{rate:,.0f} commands/s** |")
     print(f"| raw asyncpg ceiling, same rows | {ceiling_rate:,.0f} commands/s |")
     print(f"| apply rate / ceiling | {rate / ceiling_rate:.0%} |")
     load = f"{args.e2e_rate}/s for {args.e2e_seconds:.0f} s ({offered} POST /tasks)"

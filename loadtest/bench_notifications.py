@@ -40,7 +40,7 @@ import pika
 
 from taskstream.db import create_engine, create_session_factory, transaction
 from taskstream.infra.probes import asyncpg_dsn
-from taskstream.infra.topics import ensure_topics
+from taskstream.infra.topics import delete_topics, ensure_topics
 from taskstream.messages import DomainEvent, encode_event
 from taskstream.messaging.outbox import OutboxRepository
 from taskstream.notifications.outbox_relay import PendingEvent
@@ -277,6 +277,7 @@ async def run(events_n: int) -> dict[str, float]:
         await engine.dispose()
         _delete_rabbit(settings, topology)
         await drop_database(settings)
+        await delete_topics(settings.kafka, [settings.kafka.task_events_topic])
     return results
 
 
@@ -304,8 +305,7 @@ def markdown(r: dict[str, float]) -> str:
         [
             f"`python -m loadtest.bench_notifications` ({int(r['events']):,} task.assigned events,"
             f" 3 recipients each; median of {int(r['repeat'])} runs; one process each; 2 cores,"
-            f" all services local; load average {r['load']:.1f} at the end, other engineers'"
-            " tests were running).",
+            f" all services local; load average {r['load']:.1f} at the end).",
             "",
             "| Figure | Rate | Ceiling in the same run | Ratio |",
             "|---|---:|---|---:|",

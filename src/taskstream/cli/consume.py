@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import click
 
+from taskstream.cli.running import run_until_signal
 from taskstream.settings import get_settings
 
 
@@ -23,14 +23,8 @@ def consume() -> None:
     )
     tune_gc_for_batches()
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)  # finish the batch, commit, leave the group
-        await run_applier(settings, stop)
-
-    asyncio.run(main())
+    # on uvloop; SIGTERM/SIGINT: finish the batch, commit, leave the group
+    run_until_signal(lambda stop: run_applier(settings, stop))
 
 
 @click.group("consumers")

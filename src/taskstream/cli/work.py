@@ -4,30 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import click
 
+from taskstream.cli.running import run_until_signal
 from taskstream.enums import NotificationChannel
 from taskstream.settings import get_settings
-
-
-def _run_until_signal(main: object) -> None:
-    """Run ``main(stop)`` on uvloop if present; SIGTERM/SIGINT set ``stop`` for a clean exit."""
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await main(stop)  # type: ignore[operator]
-
-    try:
-        import uvloop  # noqa: PLC0415
-
-        uvloop.run(runner())
-    except ImportError:
-        asyncio.run(runner())
 
 
 def _logging() -> None:
@@ -52,7 +34,7 @@ def relay(batch_size: int, sweep_interval: float) -> None:
 
     _logging()
     options = RelayOptions(batch_size=batch_size, sweep_interval_s=sweep_interval)
-    _run_until_signal(lambda stop: run_relay(get_settings(), options, stop))
+    run_until_signal(lambda stop: run_relay(get_settings(), options, stop))
 
 
 @click.command("work")
@@ -71,7 +53,7 @@ def work(channels: str) -> None:
         chosen = [NotificationChannel(c.strip()) for c in channels.split(",") if c.strip()]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--channels") from exc
-    _run_until_signal(lambda stop: run_worker(get_settings(), chosen, stop))
+    run_until_signal(lambda stop: run_worker(get_settings(), chosen, stop))
 
 
 @click.command("sweep")

@@ -48,6 +48,20 @@ async def ensure_topics(
         await admin.close()
 
 
+async def delete_topics(settings: KafkaSettings, names: list[str]) -> list[str]:
+    """Delete those of ``names`` that exist; returns them. Tests and benchmarks call this for
+    their per-run topics: the embedded broker keeps every message in memory until then."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        present = [n for n in names if n in set(await admin.list_topics())]
+        if present:
+            await admin.delete_topics(present)
+        return present
+    finally:
+        await admin.close()
+
+
 async def describe_topics(
     settings: KafkaSettings, names: list[str] | None = None
 ) -> list[TopicInfo]:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from taskstream.infra.topics import ensure_topics
+from taskstream.infra.topics import delete_topics, ensure_topics, topic_names
 from taskstream.settings import Settings
 from tests.integration.notifications.conftest import Processes, env_for, wait_for
 
@@ -28,7 +28,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-async def e2e_settings(notif_settings: Settings) -> Settings:
+async def e2e_settings(notif_settings: Settings) -> AsyncIterator[Settings]:
     """Own command/event topics and consumer group, relaxed limits, a free API port."""
     tag = uuid.uuid4().hex[:8]
     kafka = notif_settings.kafka.model_copy(
@@ -49,7 +49,8 @@ async def e2e_settings(notif_settings: Settings) -> Settings:
     )
     api = notif_settings.api.model_copy(update={"port": _free_port(), "workers": 1})
     await ensure_topics(kafka)
-    return notif_settings.model_copy(update={"kafka": kafka, "limits": limits, "api": api})
+    yield notif_settings.model_copy(update={"kafka": kafka, "limits": limits, "api": api})
+    await delete_topics(kafka, topic_names(kafka))
 
 
 @pytest.fixture
