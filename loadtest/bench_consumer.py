@@ -1,7 +1,8 @@
 """Stream-consumer benchmark: `python -m loadtest.bench_consumer`.
 
 1. Apply rate: pre-fill a fresh topic with create commands, start one `taskstream consume`
-   process and time from its first applied command to its last (group join excluded).
+   process (`--processes N`: N in the group) and time from the first applied command to the
+   last (group join excluded).
 2. Ceiling, same run: raw asyncpg inserting the same rows per command (inbox, task, audit row,
    outbox event, command status) in transactions of one batch each, data prepared beforehand.
 3. End to end: a steady offered load of `POST /tasks` against a real `taskstream api` process;
