@@ -10,10 +10,15 @@ Delivery semantics, stated once and enforced here:
 * a command the database refuses for its data (a value out of range) is isolated by splitting
   the batch and recorded as rejected, so one bad command never blocks its partition.
 
-The next batch is fetched and decoded while the current one is in the database (the two
-cores are shared with PostgreSQL: decoding overlaps the apply instead of following it). A
-prefetched batch is only a read-ahead: it is applied after the current batch committed, and
-dropped (to be fetched again from the committed offsets) if the group rebalanced meanwhile.
+Partitions are split between ``kafka.apply_lanes`` lanes (partition % lanes). Each lane
+applies its share of every fetched batch in its own transaction and commits its own
+partitions' offsets, one batch after another, so per-partition (and so per-task) order holds,
+while one lane's Python work overlaps another lane's time in PostgreSQL. Lanes touch disjoint
+tasks and commands; the rows they share (project counters) are locked in sorted order, and a
+transaction PostgreSQL aborts (deadlock, serialisation) is retried like any other failure.
+Batches are fetched and decoded while the lanes apply earlier ones; a fetched batch is only a
+read-ahead until its lane applies it, and is dropped (to be fetched again from the committed
+offsets) if the group rebalanced meanwhile.
 
 Why aiokafka directly rather than a FastStream subscriber: FastStream's manual ack on a batch
 is ``consumer.commit()`` without offsets, i.e. "everything fetched so far on every partition",
@@ -26,7 +31,6 @@ a failing batch until it is durable, and the rebalance listener waits for the ba
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -83,6 +87,27 @@ class PreparedBatch:
     @property
     def size(self) -> int:
         return len(self.inbound) + len(self.poison)
+
+    def split(self, lanes: int) -> list[PreparedBatch | None]:
+        """This batch's share for each lane (partition % lanes), None where a lane has none."""
+        if lanes == 1:
+            return [self]
+        shares: list[PreparedBatch | None] = [None] * lanes
+
+        def share(partition: int) -> PreparedBatch:
+            lane = partition % lanes
+            found = shares[lane]
+            if found is None:
+                found = shares[lane] = PreparedBatch(self.generation, {})
+            return found
+
+        for tp, offset in self.offsets.items():
+            share(tp.partition).offsets[tp] = offset
+        for item in self.inbound:
+            share(item.partition or 0).inbound.append(item)
+        for record, error in self.poison:
+            share(record.partition).poison.append((record, error))
+        return shares
 
 
 def _trace_id(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
@@ -143,8 +168,10 @@ class TaskCommandApplier:
         self.session_factory = session_factory
         self.stop = stop or asyncio.Event()
         self._stop_seen: float | None = None
-        self.idle = asyncio.Event()
+        self.idle = asyncio.Event()  # set while no lane has a batch in flight
         self.idle.set()
+        self.lanes = self.kafka.apply_lanes
+        self._busy_lanes = 0
         self.generation = 0  # bumped when partitions are revoked (every rebalance)
         self.revoke_wait_s = self.kafka.session_timeout_ms / 1000
         self.totals = {
@@ -189,45 +216,91 @@ class TaskCommandApplier:
             [self.kafka.task_commands_topic], listener=_FinishInFlightOnRevoke(self)
         )
         await self.consumer.start()
-        log.info("consuming %s as %s", self.kafka.task_commands_topic, self.kafka.consumer_group)
+        log.info(
+            "consuming %s as %s with %d apply lane(s)",
+            self.kafka.task_commands_topic,
+            self.kafka.consumer_group,
+            self.lanes,
+        )
+        # One batch waiting per lane while it applies another: the read-ahead.
+        queues: list[asyncio.Queue[PreparedBatch | None]] = [
+            asyncio.Queue(maxsize=1) for _ in range(self.lanes)
+        ]
+        lanes = [asyncio.create_task(self._lane(queue)) for queue in queues]
         last_report = time.monotonic()
-        read_ahead: asyncio.Task[PreparedBatch | None] | None = None
         try:
-            read_ahead = asyncio.create_task(self._fetch())
-            while not self.stop.is_set():
-                prepared = await read_ahead
-                # Fetch and decode the next batch while this one is in the database.
-                read_ahead = asyncio.create_task(self._fetch())
-                if prepared is not None and prepared.generation != self.generation:
-                    # Fetched before a rebalance: the partitions restart from their committed
-                    # offsets, so these records come again (to us or to their new owner).
-                    log.info("dropped a read-ahead batch fetched before a rebalance")
-                elif prepared is not None:
-                    self.idle.clear()
-                    started = time.perf_counter()
-                    try:
-                        await self._process(prepared)
-                        self.totals["batches"] += 1
-                        self.totals["messages"] += prepared.size
-                        self.totals["busy_ms"] += int((time.perf_counter() - started) * 1000)
-                    except StopRequestedError:
-                        log.warning("stopping with an undurable batch: left uncommitted")
+            while not self.stop.is_set() and not any(lane.done() for lane in lanes):
+                prepared = await self._fetch()
+                if prepared is None:
+                    continue
+                for queue, lane, share in zip(
+                    queues, lanes, prepared.split(self.lanes), strict=True
+                ):
+                    if share is not None and not await self._hand_over(queue, lane, share):
                         break
-                    finally:
-                        self.idle.set()
                 if time.monotonic() - last_report > 10:
                     log.info("totals %s", self.totals)
                     last_report = time.monotonic()
+        except asyncio.CancelledError:
+            for lane in lanes:  # cancelled, not stopped: abandon the batches in flight
+                lane.cancel()
+            raise
         finally:
-            if read_ahead is not None:  # a read-ahead batch is simply never committed
-                read_ahead.cancel()
-                with contextlib.suppress(asyncio.CancelledError, KafkaError):
-                    await read_ahead
+            # Batches still queued are read-aheads: never applied, never committed. Each lane
+            # finishes (and commits) the batch it is applying, then stops.
+            for queue in queues:
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(None)
+            results = await asyncio.gather(*lanes, return_exceptions=True)
             # stop() leaves the group at once (no session-timeout wait for the others) and,
             # with auto-commit off, commits nothing.
             await self.consumer.stop()
             await self.producer.stop()
             log.info("stopped; totals %s", self.totals)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _hand_over(
+        self,
+        queue: asyncio.Queue[PreparedBatch | None],
+        lane: asyncio.Task[None],
+        share: PreparedBatch,
+    ) -> bool:
+        """Queue ``share`` for its lane; False if the lane ended instead (stop or failure)."""
+        put = asyncio.ensure_future(queue.put(share))
+        await asyncio.wait({put, lane}, return_when=asyncio.FIRST_COMPLETED)
+        if put.done():
+            return True
+        put.cancel()
+        return False
+
+    async def _lane(self, queue: asyncio.Queue[PreparedBatch | None]) -> None:
+        """Apply this lane's batches in order until it is handed None."""
+        while (prepared := await queue.get()) is not None:
+            if self.stop.is_set():
+                return  # a read-ahead: left uncommitted
+            if prepared.generation != self.generation:
+                # Fetched before a rebalance: the partitions restart from their committed
+                # offsets, so these records come again (to us or to their new owner).
+                log.info("dropped a read-ahead batch fetched before a rebalance")
+                continue
+            self._busy_lanes += 1
+            self.idle.clear()
+            started = time.perf_counter()
+            try:
+                await self._process(prepared)
+                self.totals["batches"] += 1
+                self.totals["messages"] += prepared.size
+                self.totals["busy_ms"] += int((time.perf_counter() - started) * 1000)
+            except StopRequestedError:
+                log.warning("stopping with an undurable batch: left uncommitted")
+                return
+            finally:
+                self._busy_lanes -= 1
+                if not self._busy_lanes:
+                    self.idle.set()
 
     async def _fetch(self) -> PreparedBatch | None:
         """The next batch from the broker, decoded (poison set aside for the DLQ)."""
@@ -368,7 +441,9 @@ def tune_gc_for_batches() -> None:
 
 async def run_applier(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run one applier until ``stop`` is set (or the task is cancelled)."""
-    engine = create_engine(settings.db, pool_size=2, max_overflow=2)
+    # a connection per lane, plus one for rejecting a command on its own
+    lanes = settings.kafka.apply_lanes
+    engine = create_engine(settings.db, pool_size=lanes + 1, max_overflow=2)
     applier = TaskCommandApplier(settings, create_session_factory(engine), stop)
     try:
         await applier.run()

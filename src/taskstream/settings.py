@@ -48,6 +48,10 @@ class KafkaSettings(BaseModel):
     max_batch_size: int = Field(default=5000, ge=1)
     max_batch_wait_ms: int = Field(default=50, ge=0)
     session_timeout_ms: int = Field(default=10_000, ge=1000)
+    # Apply lanes per consumer process: partitions are split between lanes (partition % lanes),
+    # each applying its own batches in its own transaction, so one lane's Python work overlaps
+    # another's time in PostgreSQL. Per-partition (so per-task) order holds within a lane.
+    apply_lanes: int = Field(default=2, ge=1, le=16)
 
 
 class RedisSettings(BaseModel):
