@@ -12,7 +12,7 @@ In this order, each with an early exit:
 Why one layer instead of four middlewares: on ``POST /tasks`` each extra layer cost a coroutine,
 a ``Headers`` object or a ``dict`` of the headers per request, and the four together were the
 largest single cost of the route. Here the headers are scanned once and the common case (a
-cached token, a leased rate-limit hit, no idempotency key) awaits nothing.
+cached token and user status, a leased rate-limit hit, no idempotency key) does no I/O.
 """
 
 from __future__ import annotations

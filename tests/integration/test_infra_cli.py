@@ -14,8 +14,9 @@ import asyncpg
 import pytest
 
 from taskstream.infra.probes import asyncpg_dsn
+from taskstream.infra.topics import delete_topics, ensure_topics
 from taskstream.settings import Settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, RUN_ID
 
 pytestmark = pytest.mark.usefixtures("services_up")
 
@@ -109,3 +110,11 @@ def test_missing_local_binary_names_service_and_fix(private_env) -> None:
     assert result.returncode != 0
     assert "redis is not reachable" in result.stderr and "no redis-server binary" in result.stderr
     assert "apt install redis-server" in result.stderr
+
+
+async def test_delete_topics_removes_only_the_named_ones_that_exist(topics) -> None:
+    doomed, kept = f"doomed-{RUN_ID}", f"kept-{RUN_ID}"
+    await ensure_topics(topics, [doomed, kept], partitions=1)
+    assert await delete_topics(topics, [doomed, f"never-created-{RUN_ID}"]) == [doomed]
+    assert await delete_topics(topics, [doomed]) == []  # gone
+    assert await delete_topics(topics, [kept]) == [kept]  # was still there

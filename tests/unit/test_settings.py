@@ -40,6 +40,13 @@ def test_invalid_value_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> N
         Settings()
 
 
+@pytest.mark.parametrize("lanes", ["0", "17", "two"])
+def test_apply_lanes_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch, lanes: str) -> None:
+    monkeypatch.setenv("TASKSTREAM_KAFKA__APPLY_LANES", lanes)
+    with pytest.raises(ValidationError, match="apply_lanes"):
+        Settings()
+
+
 def test_placeholder_secret_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKSTREAM_ENVIRONMENT", "production")
     monkeypatch.delenv("TASKSTREAM_AUTH__JWT_SECRET", raising=False)

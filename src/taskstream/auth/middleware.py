@@ -45,7 +45,7 @@ async def authenticate(state: State, authorization: bytes | None) -> Principal:
     """The caller named by an ``Authorization: Bearer <jwt>`` header value, or 401.
 
     Both lookups are answered from memory on the hot path (verified tokens until they expire,
-    user status for ``USER_STATUS_TTL_S``): a known caller awaits nothing."""
+    user status for ``USER_STATUS_TTL_S``): a known caller costs no I/O."""
     scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise NotAuthorizedException("A bearer token is required")

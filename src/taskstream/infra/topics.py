@@ -54,7 +54,8 @@ async def delete_topics(settings: KafkaSettings, names: list[str]) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
-        present = [n for n in names if n in set(await admin.list_topics())]
+        existing = set(await admin.list_topics())
+        present = [n for n in names if n in existing]
         if present:
             await admin.delete_topics(present)
         return present
