@@ -1,16 +1,23 @@
 """Routes mounted only by ``create_bench_app`` (loadtest/bench_api.py), never in production.
 
-They frame POST /tasks from both sides in the same run: ``/bench/noop`` is the server's bare
-202 (the ceiling); ``/bench/publish`` decodes the body and publishes one command with acks=all
-and nothing else (the floor of this HTTP + Kafka stack, before auth, limits and Redis).
+They frame POST /tasks from both sides in the same run, each step adding one cost:
+``/bench/noop`` is the server's bare 202 (the ceiling; the body is not read);
+``/bench/decode`` reads and decodes the body; ``/bench/await`` also waits for an
+acknowledgement that costs nothing (a future resolved by a shared 1 ms ticker: no broker, no
+I/O), the least any request that must wait for a broker can cost; ``/bench/publish`` decodes
+the body and publishes one command with acks=all and nothing else (the floor of this
+HTTP + Kafka stack, before auth, limits and Redis).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import msgspec
-from litestar import post
+from litestar import Litestar, post
 from litestar.datastructures import State
 from litestar.status_codes import HTTP_202_ACCEPTED
 
@@ -41,6 +48,67 @@ async def bench_noop() -> dict[str, str]:
 
 
 @post(
+    "/bench/decode",
+    operation_id="benchDecode",
+    status_code=HTTP_202_ACCEPTED,
+    exclude_from_auth=True,
+    security=[{}],
+    opt={"rate_limit": None},
+    include_in_schema=False,
+)
+async def bench_decode(data: BenchTask) -> dict[str, str]:
+    """Read and decode the body, nothing else."""
+    return {"status": "accepted"}
+
+
+class FreeAcks:
+    """Acknowledgements that cost nothing: every waiting future is resolved by one ticker every
+    ``interval_s`` (a broker round trip with zero broker CPU), batched like producer acks."""
+
+    def __init__(self, interval_s: float = 0.001) -> None:
+        self.interval_s = interval_s
+        self._waiting: list[asyncio.Future[None]] = []
+
+    def wait(self) -> asyncio.Future[None]:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        return future
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            waiting, self._waiting = self._waiting, []
+            for future in waiting:
+                if not future.done():
+                    future.set_result(None)
+
+
+@asynccontextmanager
+async def free_acks_lifespan(app: Litestar) -> AsyncIterator[None]:
+    acks = app.state.free_acks = FreeAcks()
+    ticker = asyncio.create_task(acks.run())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+
+
+@post(
+    "/bench/await",
+    operation_id="benchAwait",
+    status_code=HTTP_202_ACCEPTED,
+    exclude_from_auth=True,
+    security=[{}],
+    opt={"rate_limit": None},
+    include_in_schema=False,
+)
+async def bench_await(data: BenchTask, state: State) -> dict[str, str]:
+    """Decode the body and wait for a free acknowledgement (no broker, no I/O)."""
+    await state.free_acks.wait()
+    return {"status": "accepted"}
+
+
+@post(
     "/bench/publish",
     operation_id="benchPublish",
     status_code=HTTP_202_ACCEPTED,
@@ -57,4 +125,4 @@ async def bench_publish(data: BenchTask, state: State) -> dict[str, str]:
     return {"commandId": str(command.command_id)}
 
 
-BENCH_ROUTES = [bench_noop, bench_publish]
+BENCH_ROUTES = [bench_noop, bench_decode, bench_await, bench_publish]
