@@ -4,8 +4,9 @@
 
 Starts `taskstream api` (granian, uvloop, --factory taskstream.app:create_bench_app, which adds
 the unauthenticated ``POST /bench/*`` reference routes; ``/bench/noop`` returns 202 without
-doing anything) against the real PostgreSQL, Redis and tansu, registers a user and drives every route at 64 keep-alive
-connections, going through all of them twice and reporting the better round of each. Between
+doing anything) against the real PostgreSQL, Redis and tansu, registers a user and drives
+every route at 64 keep-alive connections, going through all of them twice and reporting the
+better round of each. Between
 the ceiling and POST /tasks sit three reference routes, each adding one cost (bench.py):
 reading the body, waiting for an acknowledgement that costs nothing, and a real acks=all
 publish.

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from taskstream.auth.endpoints import AuthController, UsersController
 from taskstream.auth.middleware import UserStatusCache
 from taskstream.auth.tokens import TokenCodec
-from taskstream.bench import BENCH_ROUTES, free_acks_lifespan
+from taskstream.bench import BENCH_ROUTES
 from taskstream.commands.endpoints import CommandController
 from taskstream.db import create_engine, create_session_factory
 from taskstream.dependencies import DEPENDENCIES
@@ -110,14 +110,12 @@ def create_app(settings: Settings | None = None, *, bench_routes: bool = False) 
         CommandController,
         *NOTIFICATION_CONTROLLERS,
     ]
-    lifespans: list[Any] = [lifespan]
     if bench_routes:
         handlers += BENCH_ROUTES
-        lifespans.append(free_acks_lifespan)
     app = Litestar(
         route_handlers=handlers,
         state=State({"settings": settings}),
-        lifespan=lifespans,
+        lifespan=[lifespan],
         dependencies=DEPENDENCIES,
         # auth, rate limit, content type and idempotency in one layer (see guard.py)
         middleware=[RequestGuard],
