@@ -6,10 +6,9 @@ Starts `taskstream api` (granian, uvloop, --factory taskstream.app:create_bench_
 the unauthenticated ``POST /bench/*`` reference routes; ``/bench/noop`` returns 202 without
 doing anything) against the real PostgreSQL, Redis and tansu, registers a user and drives
 every route at 64 keep-alive connections, going through all of them twice and reporting the
-better round of each. Between
-the ceiling and POST /tasks sit three reference routes, each adding one cost (bench.py):
-reading the body, waiting for an acknowledgement that costs nothing, and a real acks=all
-publish.
+better round of each. Between the ceiling and POST /tasks sit three reference routes, each
+adding one cost (bench.py): reading the body, waiting for an acknowledgement that costs
+nothing, and a real acks=all publish.
 
 POST /tasks does everything it does in production: JWT verification, the user-status and
 membership caches, a Redis rate-limit hit, msgspec validation, publishing to a per-run
@@ -45,13 +44,13 @@ from tests.integration.api.support import PASSWORD, ApiServer
 
 BODY = json.dumps({"title": "benchmark task", "priority": "high"})
 
-# Each row adds one cost to the one above it (src/taskstream/bench.py).
-ROUTE_LABELS = {
-    "noop": "POST /bench/noop (ceiling: bare 202, body not read)",
-    "decode": "POST /bench/decode (+ read and decode the body)",
-    "await": "POST /bench/await (+ wait for a free 1 ms ack: no broker, no I/O)",
-    "publish": "POST /bench/publish (floor: decode + acks=all publish only)",
-    "tasks": "POST /tasks (everything production does)",
+# name -> (path, label); each row adds one cost to the one above it (src/taskstream/bench.py)
+ROUTES = {
+    "noop": ("/bench/noop", "ceiling: bare 202, body not read"),
+    "decode": ("/bench/decode", "+ read and decode the body"),
+    "await": ("/bench/await", "+ wait for a free 1 ms ack: no broker, no I/O"),
+    "publish": ("/bench/publish", "floor: decode + acks=all publish only"),
+    "tasks": ("/tasks", "everything production does"),
 }
 
 
@@ -169,9 +168,7 @@ def main() -> int:
         ).raise_for_status()
         login = httpx.post(f"{server.url}/auth/login", json={"email": email, "password": PASSWORD})
         token = login.json()["accessToken"]
-        references = ("noop", "decode", "await", "publish")
-        urls = {name: f"{server.url}/bench/{name}" for name in references}
-        urls["tasks"] = f"{server.url}/tasks"
+        urls = {name: f"{server.url}{path}" for name, (path, _) in ROUTES.items()}
         tokens = {"tasks": token}
         measure(urls["tasks"], token, 2, args.connections)  # warm caches, producer, pools
         measure(urls["noop"], None, 2, args.connections)
@@ -192,10 +189,10 @@ def main() -> int:
     )
     print("| route | req/s | of the ceiling | p50 ms | p99 ms | non-2xx/errors |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, label in ROUTE_LABELS.items():
+    for name, (path, label) in ROUTES.items():
         r = best[name]
         print(
-            f"| {label} | {r.rps:,.0f} | {r.rps / noop.rps:.0%} | {r.p50_ms:.2f} | "
+            f"| POST {path} ({label}) | {r.rps:,.0f} | {r.rps / noop.rps:.0%} | {r.p50_ms:.2f} | "
             f"{r.p99_ms:.2f} | {r.errors} |"
         )
     print(f"\nPOST /tasks = {ratio:.0%} of the ceiling (target >= 50%)")
