@@ -5,10 +5,16 @@ Delivery semantics, stated once and enforced here:
 * offsets are committed only after the batch's database transaction committed (or its poison
   messages were acknowledged by the dead-letter topic), and only for partitions this member
   still owns; a crash anywhere before the commit means redelivery, which the inbox absorbs;
-* a database error is retried with backoff, holding the batch: nothing later is applied or
-  committed past a command that is not durably applied, rejected or dead-lettered;
-* a command the database refuses for its data (a value out of range) is isolated by splitting
-  the batch and recorded as rejected, so one bad command never blocks its partition.
+* an availability error (connection lost, shutdown, too many connections, timeout, deadlock,
+  serialisation failure; ``db.is_availability_error``) is retried with backoff and jitter,
+  holding the batch: nothing later is applied or committed past a command that is not durably
+  applied, rejected or dead-lettered;
+* every other error while applying is the fault of a command in the batch (a NUL character,
+  a date PostgreSQL or Python cannot represent, a violated constraint): the batch is split in
+  halves, in order, until the guilty command is alone; it is recorded as rejected with the
+  reason, or, when even that cannot be stored (its envelope holds the bad value), sent to the
+  dead-letter topic; its neighbours apply and the offsets are committed. So a command that can
+  never be stored reaches a final state within seconds and never blocks its partition.
 
 Partitions are split between ``kafka.apply_lanes`` lanes (partition % lanes). Each lane
 applies its share of every fetched batch in its own transaction and commits its own
@@ -33,37 +39,42 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import asyncpg
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from taskstream.db import create_engine, create_session_factory, transaction
+from taskstream.db import (
+    create_engine,
+    create_session_factory,
+    describe_error,
+    is_availability_error,
+    is_value_error,
+    sqlstate_of,
+    transaction,
+)
 from taskstream.infra.topics import ensure_topics
-from taskstream.messages import TRACE_ID_HEADER, UnknownCommandError, decode_command
+from taskstream.messages import (
+    TRACE_ID_HEADER,
+    UnknownCommandError,
+    decode_command,
+    encode_command,
+)
 from taskstream.settings import Settings
 from taskstream.tasks.apply import InboundCommand, apply_task_commands, reject_undeliverable
 
 log = logging.getLogger("taskstream.consumers.task_commands")
 
 POISON_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnknownCommandError)
-# The database refused these rows for what they contain: retrying the same batch cannot help,
-# so the batch is split until the offending command is alone and then rejected on its own.
-# (COPY runs on the driver connection, so asyncpg's own classes arrive unwrapped.)
-DATA_ERRORS = (
-    sa_exc.DataError,
-    sa_exc.IntegrityError,
-    asyncpg.exceptions.DataError,
-    asyncpg.exceptions.IntegrityConstraintViolationError,
-)
+# Retry delays for an unavailable database or broker; each is jittered down to half, so the
+# lanes and processes of a group do not retry in step.
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # After SIGTERM a batch that still cannot be applied is abandoned (uncommitted) after this long.
 STOP_GRACE_S = 10.0
@@ -122,16 +133,22 @@ class StopRequestedError(Exception):
     """Shutting down while the in-flight batch is not durable: leave it uncommitted."""
 
 
-def dead_letter_headers(record: Record, error: Exception) -> list[tuple[str, bytes]]:
+def dead_letter_headers(
+    headers: Sequence[tuple[str, bytes]] | None,
+    error: str,
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+) -> list[tuple[str, bytes]]:
     """The original headers plus what failed, where the message came from and when."""
     extra = {
-        "x-error": f"{type(error).__name__}: {error}"[:1000],
-        "x-original-topic": record.topic,
-        "x-original-partition": str(record.partition),
-        "x-original-offset": str(record.offset),
+        "x-error": error[:1000],
+        "x-original-topic": topic or "",
+        "x-original-partition": str(partition),
+        "x-original-offset": str(offset),
         "x-failed-at": datetime.now(UTC).isoformat(),
     }
-    return [*(record.headers or ()), *((k, v.encode()) for k, v in extra.items())]
+    return [*(headers or ()), *((k, v.encode()) for k, v in extra.items())]
 
 
 class _FinishInFlightOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -350,7 +367,10 @@ class TaskCommandApplier:
         await self._commit(prepared.offsets)
 
     async def _until_durable(self, step: Callable[[], Awaitable[None]]) -> None:
-        """Run ``step`` until it succeeds; never skip. Gives up only when asked to stop."""
+        """Run ``step`` until it succeeds; never skip. Gives up only when asked to stop.
+
+        ``step`` raises only when a dependency is unavailable (a command's own fault is
+        settled inside it), so every retry here waits for the database or the broker."""
         attempt = 0
         while True:
             try:
@@ -359,8 +379,10 @@ class TaskCommandApplier:
             except Exception as error:
                 if self.stop.is_set() and self._stop_grace_over():
                     raise StopRequestedError from error
-                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                log.warning("batch not durable yet (%s); retrying in %.1fs", error, delay)
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)] * random.uniform(0.5, 1.0)
+                log.warning(
+                    "batch not durable yet (%s); retrying in %.1fs", describe_error(error), delay
+                )
                 attempt += 1
                 await asyncio.sleep(delay)
 
@@ -373,24 +395,64 @@ class TaskCommandApplier:
         try:
             async with transaction(self.session_factory) as session:
                 result = await apply_task_commands(session, inbound)
-        except DATA_ERRORS as error:
-            if len(inbound) == 1:
-                await self._reject_alone(inbound[0], error)
-                return
-            half = len(inbound) // 2  # halves in order keep per-task offset order
-            await self._apply(inbound[:half])
-            await self._apply(inbound[half:])
+        except Exception as error:
+            if is_availability_error(error):
+                raise  # the whole batch waits for the database (_until_durable)
+            failure: Exception = error
+        else:
+            self.totals["applied"] += len(result.applied)
+            self.totals["rejected"] += len(result.rejected)
+            self.totals["duplicates"] += result.duplicates
             return
-        self.totals["applied"] += len(result.applied)
-        self.totals["rejected"] += len(result.rejected)
-        self.totals["duplicates"] += result.duplicates
+        # A command in here cannot be stored (outside the except block, so a deep split does
+        # not chain every level's traceback onto the next).
+        if len(inbound) == 1:
+            await self._settle_alone(inbound[0], failure)
+            return
+        # Halves in order keep per-task order; the cost is about two extra applies of the
+        # batch plus 2 * log2(n) small ones per guilty command.
+        half = len(inbound) // 2
+        await self._apply(inbound[:half])
+        await self._apply(inbound[half:])
 
-    async def _reject_alone(self, item: InboundCommand, error: Exception) -> None:
-        log.error("command %s refused by the database: %s", item.command.command_id, error)
-        reason = f"the command could not be stored: {type(error.__cause__ or error).__name__}"
-        async with transaction(self.session_factory) as session:
-            if await reject_undeliverable(session, item, reason):
-                self.totals["rejected"] += 1
+    async def _settle_alone(self, item: InboundCommand, error: Exception) -> None:
+        """Record ``item`` (which failed on its own) as rejected; if even that cannot be
+        stored, dead-letter it. Raises only for availability errors."""
+        why = describe_error(error)
+        log.error(
+            "command %s cannot be stored (%s); rejecting it",
+            item.command.command_id,
+            why,
+            # neither PostgreSQL nor a value conversion refused it: a bug, so show where
+            exc_info=sqlstate_of(error) is None and not is_value_error(error),
+        )
+        try:
+            async with transaction(self.session_factory) as session:
+                if await reject_undeliverable(
+                    session, item, f"the command could not be stored: {why}"
+                ):
+                    self.totals["rejected"] += 1
+        except Exception as reject_error:
+            if is_availability_error(reject_error):
+                raise
+            await self._dead_letter_command(
+                item, f"{why}; rejecting it failed too: {describe_error(reject_error)}"
+            )
+
+    async def _dead_letter_command(self, item: InboundCommand, error: str) -> None:
+        """Send a decoded command the database cannot even record to the dead-letter topic,
+        re-encoded (its bytes decode to the same command), with its trace id and the error."""
+        command = item.command
+        headers = [(TRACE_ID_HEADER, item.trace_id.encode())] if item.trace_id else []
+        sent = await self.producer.send(
+            self.kafka.task_commands_dlq_topic,
+            value=encode_command(command),
+            key=str(command.task_id).encode(),
+            headers=dead_letter_headers(headers, error, item.topic, item.partition, item.offset),
+        )
+        await sent  # acked (acks=all) before the offset can be committed past it
+        log.warning("dead-lettered command %s: %s", command.command_id, error)
+        self.totals["dead_lettered"] += 1
 
     async def _dead_letter(self, poison: list[tuple[Record, Exception]]) -> None:
         topic = self.kafka.task_commands_dlq_topic
@@ -399,7 +461,13 @@ class TaskCommandApplier:
                 topic,
                 value=record.value,
                 key=record.key,
-                headers=dead_letter_headers(record, error),
+                headers=dead_letter_headers(
+                    record.headers,
+                    f"{type(error).__name__}: {error}",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                ),
             )
             for record, error in poison
         ]
