@@ -17,7 +17,6 @@ from consumers.dlq import read_dead_letters
 from taskstream.enums import ReviewVerdict, TaskStatus
 from taskstream.messages import (
     AssignTask,
-    CreateTask,
     ReviewTask,
     TaskCommand,
     TransitionTask,
@@ -96,7 +95,9 @@ async def test_unstorable_values_are_rejected_and_the_next_command_applies(
         setup = [
             base,
             command_on(team, base.task_id, TransitionTask(to=TaskStatus.IN_PROGRESS)),
-            command_on(team, base.task_id, TransitionTask(to=TaskStatus.IN_REVIEW, reviewer_id=reviewer)),
+            command_on(
+                team, base.task_id, TransitionTask(to=TaskStatus.IN_REVIEW, reviewer_id=reviewer)
+            ),
         ]
         assert set((await _send_and_settle(lane, setup)).values()) == {"applied"}
 
