@@ -246,6 +246,9 @@ def test_every_route_refuses_unstorable_input_without_a_server_error(fuzz_server
                 for param in params:
                     for value in [*NULS, *DATETIMES, *map(str, NUMBERS), "nan", "x" * 4000]:
                         check(verb, url, params={param["name"]: value}, headers=auth)
+                    # percent-escapes that decode to invalid UTF-8 or a lone surrogate
+                    for raw in ("%FF", "%ED%A0%80", "%00", "%C0%80"):
+                        check(verb, f"{url}?{param['name']}={raw}", headers=auth)
                 content = operation.get("requestBody", {}).get("content", {})
                 if "application/json" not in content:
                     continue
