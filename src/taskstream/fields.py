@@ -45,6 +45,7 @@ PATTERN_MESSAGES: Final = {
 MIN_UTC: Final = datetime.min.replace(tzinfo=UTC)
 MAX_UTC: Final = datetime.max.replace(tzinfo=UTC)
 DATETIME_RANGE: Final = "between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z"
+DATETIME_DESCRIPTION: Final = f"RFC 3339 date-time with an offset, {DATETIME_RANGE} in UTC"
 
 
 def _text(min_length: int, max_length: int, pattern: str = NO_NUL, **extra: Any) -> msgspec.Meta:
@@ -63,6 +64,9 @@ Url = Annotated[str, _text(8, 2000)]
 Secret = Annotated[str, _text(16, 200)]
 Identifier = Annotated[str, _text(1, 64)]  # event type names and other short keys
 Cursor = Annotated[str, _text(1, 200)]
+# Litestar drops a type's own Meta from the OpenAPI of a query parameter (it still validates),
+# so query parameters spell their bounds with these.
+CURSOR_QUERY: Final = {"max_length": 200, "pattern": NO_NUL}
 
 # --- datetimes -------------------------------------------------------------------------------
 
@@ -70,7 +74,7 @@ AwareDatetime = Annotated[
     datetime,
     msgspec.Meta(
         tz=True,
-        description=f"RFC 3339 date-time with an offset, {DATETIME_RANGE} in UTC",
+        description=DATETIME_DESCRIPTION,
     ),
 ]
 
@@ -139,6 +143,7 @@ def pattern_message(message: str) -> str:
 
 
 __all__ = [
+    "CURSOR_QUERY",
     "MAX_JSON_DEPTH",
     "AwareDatetime",
     "Cursor",

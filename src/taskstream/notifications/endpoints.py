@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth.principal import Principal
-from taskstream.fields import Cursor
+from taskstream.fields import CURSOR_QUERY, Cursor
 from taskstream.notifications import service, webhooks
 from taskstream.notifications.live import subscribe_live
 from taskstream.notifications.schemas import (
@@ -47,7 +47,7 @@ class NotificationController(Controller):
         db_session: NamedDependency[AsyncSession],
         limit: PageLimit = 50,
         unread: FromQuery[bool] = False,
-        cursor: FromQuery[Cursor | None] = None,
+        cursor: Annotated[Cursor | None, QueryParameter(**CURSOR_QUERY)] = None,
     ) -> NotificationPage:
         """The caller's notifications, newest first; pass ``nextCursor`` back as ``cursor``."""
         return await service.list_notifications(

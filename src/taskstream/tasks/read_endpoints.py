@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskstream.auth.principal import Principal
 from taskstream.enums import TaskPriority, TaskStatus
 from taskstream.errors import FieldError, NotFoundError, ValidationFailedError
-from taskstream.fields import AwareDatetime, Cursor, storable_datetime_error
+from taskstream.fields import (
+    CURSOR_QUERY,
+    DATETIME_DESCRIPTION,
+    AwareDatetime,
+    Cursor,
+    storable_datetime_error,
+)
 from taskstream.problems import problem_responses
 from taskstream.projects.service import require_project_role
 from taskstream.tasks.models import Task
@@ -91,9 +97,12 @@ class TaskReadRoutes(Controller):
         status: FromQuery[TaskStatus | None] = None,
         assignee_id: Annotated[uuid.UUID | None, QueryParameter(name="assigneeId")] = None,
         priority: FromQuery[TaskPriority | None] = None,
-        due_before: Annotated[AwareDatetime | None, QueryParameter(name="dueBefore")] = None,
+        due_before: Annotated[
+            AwareDatetime | None,
+            QueryParameter(name="dueBefore", description=DATETIME_DESCRIPTION),
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1_000_000)] = DEFAULT_PAGE_SIZE,
-        cursor: Annotated[Cursor | None, QueryParameter()] = None,
+        cursor: Annotated[Cursor | None, QueryParameter(**CURSOR_QUERY)] = None,
     ) -> TaskPage:
         """Tasks in the caller's projects, filtered, oldest first, keyset-paginated."""
         if project_id is not None:

@@ -255,6 +255,7 @@ def _cursor(raw: bytes) -> str:
         _cursor(b"\x00\xff"),
         "\u0000",
         "%",
+        "A" * 300,
     ],
 )
 async def test_crafted_task_cursor_is_422(client, alice: ApiUser, cursor):
