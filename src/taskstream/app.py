@@ -19,6 +19,7 @@ from taskstream.auth.endpoints import AuthController, UsersController
 from taskstream.auth.middleware import UserStatusCache
 from taskstream.auth.tokens import TokenCodec
 from taskstream.bench import BENCH_ROUTES
+from taskstream.bodies import ApiRequest
 from taskstream.commands.endpoints import CommandController
 from taskstream.db import create_engine, create_session_factory
 from taskstream.dependencies import DEPENDENCIES
@@ -121,6 +122,8 @@ def create_app(settings: Settings | None = None, *, bench_routes: bool = False) 
         middleware=[RequestGuard],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.api.max_body_bytes,
+        # JSON nesting is bounded before decoding (400, never a RecursionError)
+        request_class=ApiRequest,
         openapi_config=OpenAPIConfig(
             title="taskstream",
             version="1.0.0",

@@ -17,6 +17,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from taskstream.errors import DomainError, FieldError, UnavailableError, ValidationFailedError
+from taskstream.fields import pattern_message
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ def problem_response(
 
 # msgspec/litestar say "at `$.tasks[3].title`" or give "tasks[3].title"; clients want the latter.
 _DOLLAR_PATH = re.compile(r"`\$\.?([^`]*)`")
-_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+# "missing required field `x`" (msgspec) and "field `x` must ..." (RequestStruct.__post_init__)
+# are reported at the enclosing object; the field is named in the message.
+_FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
 
 
 def _join(prefix: str, path: str) -> str:
@@ -96,9 +99,17 @@ def _join(prefix: str, path: str) -> str:
 
 
 def _with_missing_field(path: str, message: str) -> str:
-    """msgspec reports a missing field at its parent object; point at the field itself."""
-    missing = _MISSING_FIELD.search(message)
-    return _join(path, missing.group(1)) if missing else path
+    """msgspec reports a missing or post-init-checked field at its parent object; point at
+    the field itself."""
+    named = _FIELD_IN_MESSAGE.search(message)
+    return _join(path, named.group(1)) if named else path
+
+
+def _readable(message: str) -> str:
+    """The message without msgspec's regex or our ``field `x` `` prefix (the path says it)."""
+    if message.startswith("field `"):
+        message = message.split("` ", 1)[-1]
+    return pattern_message(message)
 
 
 def field_errors_from_litestar(extra: Any) -> list[FieldError]:
@@ -111,7 +122,8 @@ def field_errors_from_litestar(extra: Any) -> list[FieldError]:
         if path in ("data", ""):
             path = "$"
         message = str(item.get("message", "invalid"))
-        errors.append(FieldError(path=_with_missing_field(path, message), message=message))
+        path = _with_missing_field(path, message)
+        errors.append(FieldError(path=path, message=_readable(message)))
     return errors
 
 
@@ -120,7 +132,8 @@ def field_error_from_msgspec(exc: msgspec.ValidationError, prefix: str = "") -> 
     match = _DOLLAR_PATH.search(text)
     path = match.group(1) if match else ""
     message = text.split(" - at ", 1)[0]
-    return FieldError(path=_with_missing_field(_join(prefix, path), message), message=message)
+    path = _with_missing_field(_join(prefix, path), message)
+    return FieldError(path=path, message=_readable(message))
 
 
 def _domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:

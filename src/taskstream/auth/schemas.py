@@ -3,37 +3,34 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 import msgspec
 
 from taskstream.enums import UserRole
-
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, examples=["ada@example.com"])]
-Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+from taskstream.fields import Email, Name, Password, RequestStruct, Token
 
 
 class ApiStruct(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=False):
     """Base of HTTP contracts: camelCase JSON."""
 
 
-class RegisterRequest(ApiStruct):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+class RegisterRequest(RequestStruct):
+    name: Name
     email: Email
     password: Password
 
 
-class LoginRequest(ApiStruct):
+class LoginRequest(RequestStruct):
     email: Email
     password: Password
 
 
-class RefreshRequest(ApiStruct):
-    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+class RefreshRequest(RequestStruct):
+    refresh_token: Token
 
 
-class LogoutRequest(ApiStruct):
-    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+class LogoutRequest(RequestStruct):
+    refresh_token: Token | None = None
 
 
 class UserResponse(ApiStruct):

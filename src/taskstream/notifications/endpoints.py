@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth.principal import Principal
+from taskstream.fields import CURSOR_QUERY, Cursor
 from taskstream.notifications import service, webhooks
 from taskstream.notifications.live import subscribe_live
 from taskstream.notifications.schemas import (
@@ -29,6 +31,9 @@ from taskstream.notifications.schemas import (
 )
 from taskstream.problems import problem_responses
 
+# Bounds of a page (the service refuses the same range; here it is also in the schema).
+PageLimit = Annotated[int, QueryParameter(ge=1, le=200)]
+
 
 class NotificationController(Controller):
     path = "/notifications"
@@ -40,9 +45,9 @@ class NotificationController(Controller):
         *,
         current_user: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
-        limit: FromQuery[int] = 50,
+        limit: PageLimit = 50,
         unread: FromQuery[bool] = False,
-        cursor: FromQuery[str | None] = None,
+        cursor: Annotated[Cursor | None, QueryParameter(**CURSOR_QUERY)] = None,
     ) -> NotificationPage:
         """The caller's notifications, newest first; pass ``nextCursor`` back as ``cursor``."""
         return await service.list_notifications(
@@ -193,7 +198,7 @@ class WebhookController(Controller):
         webhook_id: FromPath[uuid.UUID],
         current_user: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
-        limit: FromQuery[int] = 50,
+        limit: PageLimit = 50,
     ) -> list[WebhookDeliveryOut]:
         """Recent deliveries with every attempt (status code, error, duration)."""
         return await webhooks.list_deliveries(

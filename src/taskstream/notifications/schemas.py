@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import msgspec
 
 from taskstream.enums import DeliveryStatus, NotificationChannel
+from taskstream.fields import Identifier, RequestStruct, Secret, Url
 
 
 class Schema(msgspec.Struct, rename="camel", kw_only=True):
@@ -36,20 +37,22 @@ class ReadAllResult(Schema):
     marked_read: int
 
 
-class PreferenceItem(Schema):
-    event_type: str
+class PreferenceItem(RequestStruct):
+    event_type: Identifier
     channel: NotificationChannel
     enabled: bool
 
 
-class Preferences(Schema):
+class Preferences(RequestStruct):
+    """Sent by PUT and answered by GET: the request rules apply to both."""
+
     items: list[PreferenceItem]
 
 
-class WebhookCreate(Schema):
-    url: Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
-    events: Annotated[list[str], msgspec.Meta(min_length=1, max_length=32)]
-    secret: Annotated[str, msgspec.Meta(min_length=16, max_length=200)]
+class WebhookCreate(RequestStruct):
+    url: Url
+    events: Annotated[list[Identifier], msgspec.Meta(min_length=1, max_length=32)]
+    secret: Secret
 
 
 class WebhookOut(Schema):

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskstream.auth.principal import Principal
 from taskstream.enums import NotificationChannel
 from taskstream.errors import FieldError, NotFoundError, ValidationFailedError
+from taskstream.fields import parse_storable_datetime
 from taskstream.messages import EVENT_TYPES, DomainEvent
 from taskstream.notifications.events import event_project_id
 from taskstream.notifications.models import Notification
@@ -105,7 +106,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, _, last_id = raw.partition("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(last_id)
+        # a crafted cursor must not reach SQL with a datetime PostgreSQL cannot take
+        return parse_storable_datetime(created_at), uuid.UUID(last_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailedError([FieldError("cursor", "invalid cursor")]) from exc
 

@@ -37,6 +37,9 @@ class ProjectAccessCache:
         )
         # a user's personal project never changes, so it is kept until evicted
         self._personal = alru_cache(maxsize=MAX_ENTRIES)(self._load_personal_project)
+        self._members = alru_cache(maxsize=MAX_ENTRIES, ttl=ROLE_TTL_S, jitter=ROLE_TTL_JITTER_S)(
+            self._load_member_role
+        )
 
     async def role(
         self, principal: Principal, project_id: uuid.UUID, min_role: ProjectRole
@@ -47,6 +50,15 @@ class ProjectAccessCache:
             raise ForbiddenError(f"This needs the {min_role.value} role in the project")
         return role
 
+    async def is_member(self, project_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+        """Whether ``user_id`` holds any role in the project (an assignee or reviewer must).
+        Only memberships are cached: a user added a moment ago is found at once."""
+        try:
+            await self._members(project_id, user_id)
+        except NotFoundError:
+            return False
+        return True
+
     async def personal_project(self, user_id: uuid.UUID) -> uuid.UUID:
         """The user's personal project id."""
         return await self._personal(user_id)
@@ -55,10 +67,18 @@ class ProjectAccessCache:
         """Cancel loads still in flight (application shutdown)."""
         await self._roles.cache_close()
         await self._personal.cache_close()
+        await self._members.cache_close()
 
     async def _load_role(self, principal: Principal, project_id: uuid.UUID) -> ProjectRole:
         async with self._factory() as session:
             return await require_project_role(session, principal, project_id, ProjectRole.VIEWER)
+
+    async def _load_member_role(self, project_id: uuid.UUID, user_id: uuid.UUID) -> ProjectRole:
+        async with self._factory() as session:
+            role = await ProjectRepository.from_session(session).member_role(project_id, user_id)
+        if role is None:  # raised, so never cached
+            raise NotFoundError("Not a member of the project")
+        return role
 
     async def _load_personal_project(self, user_id: uuid.UUID) -> uuid.UUID:
         async with self._factory() as session:

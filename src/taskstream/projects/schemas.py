@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
-
-import msgspec
 
 from taskstream.auth.schemas import ApiStruct
 from taskstream.enums import ProjectRole
+from taskstream.fields import LongText, Name, RequestStruct
 
 
-class CreateProjectRequest(ApiStruct):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    description: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
+class CreateProjectRequest(RequestStruct):
+    name: Name
+    description: LongText | None = None
 
 
-class AddMemberRequest(ApiStruct):
+class AddMemberRequest(RequestStruct):
     user_id: uuid.UUID
     role: ProjectRole = ProjectRole.MEMBER
 

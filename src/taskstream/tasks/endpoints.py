@@ -31,6 +31,7 @@ from taskstream.messages import (
     UpdateTask,
 )
 from taskstream.problems import problem_responses
+from taskstream.tasks.assignees import require_project_members
 from taskstream.tasks.batch import batch_validation_handler
 from taskstream.tasks.commands import CommandGateway, build_command
 from taskstream.tasks.read_endpoints import TaskReadRoutes
@@ -104,6 +105,10 @@ class TaskController(TaskReadRoutes):
         principal = caller(request)
         state = request.app.state
         project_id = await state.commands.project_for_create(principal, data.project_id)
+        if data.assignee_id is not None:
+            await require_project_members(
+                state.project_access, project_id, {"assigneeId": data.assignee_id}
+            )
         task_id, command_id = _ids(request)
         payload = _create_payload(data, project_id)
         return await _submit_one(
@@ -146,13 +151,21 @@ class TaskController(TaskReadRoutes):
                     )
                 except DomainError:
                     project_of[item.project_id] = None
-            if project_of[item.project_id] is None:
+            project_id = project_of[item.project_id]
+            if project_id is None:
                 errors.append(
                     FieldError(
                         f"tasks[{index}].projectId",
                         "project not found or you may not create tasks in it",
                     )
                 )
+            elif item.assignee_id is not None:
+                try:
+                    await require_project_members(
+                        gateway.access, project_id, {f"tasks[{index}].assigneeId": item.assignee_id}
+                    )
+                except ValidationFailedError as exc:
+                    errors += exc.errors
         if errors:
             raise ValidationFailedError(
                 errors, detail="Some tasks in the batch are invalid; nothing was published"
@@ -217,7 +230,12 @@ class TaskController(TaskReadRoutes):
         trace_id: NamedDependency[str],
     ) -> CommandAccepted:
         """Queue a change of assignee (null: unassign) and optionally reviewer."""
-        await state.commands.authorise_on_task(current_user, task_id)
+        project_id = await state.commands.authorise_on_task(current_user, task_id)
+        await require_project_members(
+            state.project_access,
+            project_id,
+            {"assigneeId": data.assignee_id, "reviewerId": data.reviewer_id},
+        )
         payload = AssignTask(assignee_id=data.assignee_id, reviewer_id=data.reviewer_id)
         return await _submit_one(
             state,
@@ -245,7 +263,10 @@ class TaskController(TaskReadRoutes):
         trace_id: NamedDependency[str],
     ) -> CommandAccepted:
         """Queue a status change; the consumer enforces the workflow rules."""
-        await state.commands.authorise_on_task(current_user, task_id)
+        project_id = await state.commands.authorise_on_task(current_user, task_id)
+        await require_project_members(
+            state.project_access, project_id, {"reviewerId": data.reviewer_id}
+        )
         payload = TransitionTask(to=data.to, reviewer_id=data.reviewer_id)
         return await _submit_one(
             state,

@@ -19,6 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskstream.auth.principal import Principal
 from taskstream.enums import TaskPriority, TaskStatus
 from taskstream.errors import FieldError, NotFoundError, ValidationFailedError
+from taskstream.fields import (
+    CURSOR_QUERY,
+    DATETIME_DESCRIPTION,
+    AwareDatetime,
+    Cursor,
+    storable_datetime_error,
+)
 from taskstream.problems import problem_responses
 from taskstream.projects.service import require_project_role
 from taskstream.tasks.models import Task
@@ -53,12 +60,23 @@ def encode_cursor(task: Task) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) position a cursor names; 422 for anything ``encode_cursor`` could
+    not have produced (a crafted cursor must not reach SQL with an unstorable datetime)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, task_id = msgspec.json.decode(raw, type=tuple[datetime, uuid.UUID])
     except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValidationFailedError([FieldError("cursor", "is not a valid cursor")]) from exc
+    if storable_datetime_error(created_at) is not None:
+        raise ValidationFailedError([FieldError("cursor", "is not a valid cursor")])
     return created_at, task_id
+
+
+def _due_before(value: datetime | None) -> datetime | None:
+    # Query parameters are not structs, so the datetime rule of RequestStruct is applied here.
+    if value is not None and (error := storable_datetime_error(value)) is not None:
+        raise ValidationFailedError([FieldError("dueBefore", error)])
+    return value
 
 
 class TaskReadRoutes(Controller):
@@ -79,15 +97,18 @@ class TaskReadRoutes(Controller):
         status: FromQuery[TaskStatus | None] = None,
         assignee_id: Annotated[uuid.UUID | None, QueryParameter(name="assigneeId")] = None,
         priority: FromQuery[TaskPriority | None] = None,
-        due_before: Annotated[datetime | None, QueryParameter(name="dueBefore")] = None,
+        due_before: Annotated[
+            AwareDatetime | None,
+            QueryParameter(name="dueBefore", description=DATETIME_DESCRIPTION),
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1_000_000)] = DEFAULT_PAGE_SIZE,
-        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        cursor: Annotated[Cursor | None, QueryParameter(**CURSOR_QUERY)] = None,
     ) -> TaskPage:
         """Tasks in the caller's projects, filtered, oldest first, keyset-paginated."""
         if project_id is not None:
             await require_project_role(db_session, current_user, project_id)
         limit = min(limit, state.settings.api.page_limit_max)
-        filters = TaskFilter(project_id, status, assignee_id, priority, due_before)
+        filters = TaskFilter(project_id, status, assignee_id, priority, _due_before(due_before))
         after = decode_cursor(cursor) if cursor else None
         rows = await TaskReadRepository.from_session(db_session).page(
             filters,

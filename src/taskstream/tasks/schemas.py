@@ -10,18 +10,15 @@ import msgspec
 
 from taskstream.auth.schemas import ApiStruct
 from taskstream.enums import ReviewVerdict, TaskPriority, TaskStatus
-
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-Description = Annotated[str, msgspec.Meta(max_length=10_000)]
-AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+from taskstream.fields import AwareDatetime, LongText, RequestStruct, Title
 
 
-class CreateTaskRequest(ApiStruct):
+class CreateTaskRequest(RequestStruct):
     """No ``projectId``: the caller's personal project. ``userId`` is accepted for
     compatibility with older clients and ignored: the actor is always the token's user."""
 
     title: Title
-    description: Description | None = None
+    description: LongText | None = None
     project_id: uuid.UUID | None = None
     priority: TaskPriority = TaskPriority.MEDIUM
     deadline: AwareDatetime | None = None
@@ -29,32 +26,32 @@ class CreateTaskRequest(ApiStruct):
     user_id: uuid.UUID | None = None
 
 
-class BatchCreateTasksRequest(ApiStruct):
+class BatchCreateTasksRequest(RequestStruct):
     tasks: Annotated[list[CreateTaskRequest], msgspec.Meta(min_length=1)]
 
 
-class UpdateTaskRequest(ApiStruct):
+class UpdateTaskRequest(RequestStruct):
     """Only the fields present change; an explicit null clears description or deadline."""
 
     title: Title | msgspec.UnsetType = msgspec.UNSET
-    description: Description | msgspec.UnsetType | None = msgspec.UNSET
+    description: LongText | msgspec.UnsetType | None = msgspec.UNSET
     priority: TaskPriority | msgspec.UnsetType = msgspec.UNSET
     deadline: AwareDatetime | msgspec.UnsetType | None = msgspec.UNSET
 
 
-class AssignTaskRequest(ApiStruct):
+class AssignTaskRequest(RequestStruct):
     assignee_id: uuid.UUID | None
     reviewer_id: uuid.UUID | msgspec.UnsetType | None = msgspec.UNSET
 
 
-class TransitionTaskRequest(ApiStruct):
+class TransitionTaskRequest(RequestStruct):
     to: TaskStatus
     reviewer_id: uuid.UUID | None = None
 
 
-class ReviewTaskRequest(ApiStruct):
+class ReviewTaskRequest(RequestStruct):
     verdict: ReviewVerdict
-    comment: Description | None = None
+    comment: LongText | None = None
 
 
 class CommandAccepted(ApiStruct):
