@@ -56,11 +56,11 @@ def notif_settings(settings: Settings, topics: object, database: str) -> Setting
             "events_exchange": f"{settings.rabbit.events_exchange}.{uuid.uuid4().hex[:8]}",
             "webhook_max_attempts": 3,
             "webhook_base_delay_ms": 100,
-            "webhook_timeout_s": 2.0,
             "prefetch": 200,
         }
     )
-    return settings.model_copy(update={"rabbit": rabbit})
+    webhooks = settings.webhooks.model_copy(update={"attempt_deadline_s": 2.0})
+    return settings.model_copy(update={"rabbit": rabbit, "webhooks": webhooks})
 
 
 @pytest.fixture
