@@ -92,6 +92,7 @@ async def test_one_worker_delivers_every_channel_exactly_once(
     await processes_settle(processes)
     assert len(smtp_sink.mailbox.messages) == count
     assert len(set(smtp_sink.message_ids())) == count
+    assert smtp_sink.mailbox.connections == 1  # one SMTP session carried every message
     assert len(receiver.requests) == count
     assert await count_notifications(session_factory, ids) == count
     assert await delivered_webhooks(session_factory, subscription) == count
