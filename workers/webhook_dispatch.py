@@ -46,6 +46,7 @@ from workers.topology import Topology
 
 log = logging.getLogger("taskstream.worker")
 BATCH_WAIT_S = 0.01
+REPLAYED_HEADER = "x-replayed-from-dlq"
 
 
 def destination(url: str) -> str:
@@ -140,7 +141,7 @@ class WebhookDispatcher:
             retry_of = delivery.headers.get(DELIVERY_ID_HEADER)
             if retry_of is not None:
                 async with self.session_factory() as session:
-                    replayed = bool(delivery.headers.get("x-replayed-from-dlq"))
+                    replayed = bool(delivery.headers.get(REPLAYED_HEADER))
                     targets = await pending_targets(
                         session, [_uuid(retry_of)], include_dead=replayed
                     )
@@ -233,6 +234,8 @@ class WebhookDispatcher:
             type=event_type,
             headers={DELIVERY_ID_HEADER: str(target.delivery_id), "x-attempts": attempts},
         )
+        if REPLAYED_HEADER in delivery.headers:  # a replayed dead delivery stays replayable
+            props.headers[REPLAYED_HEADER] = delivery.headers[REPLAYED_HEADER]
         queue = self.topology.delay_queue(delay_after)
         return rabbit.publish("", queue, delivery.body, props)
 

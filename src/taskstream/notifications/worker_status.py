@@ -2,14 +2,17 @@
 
 Workers have no HTTP listener; each writes its state (per consumer: consuming or recovering,
 channel errors so far, the last error) every few seconds to
-``taskstream:workers:<events exchange>:<worker id>`` with a TTL of a few heartbeats, and
-``GET /health`` reads them. A worker that dies simply disappears when its key expires. Keys are
-scoped by the events exchange, so deployments (and test runs) sharing a Redis stay apart.
+``taskstream:workers:<events exchange>:<worker id>`` with a TTL of a few heartbeats, and lists
+itself in the sorted set ``taskstream:workers:<events exchange>`` (score: when its key expires),
+so ``GET /health`` reads the live workers without scanning the keyspace. A worker that dies
+simply disappears when its key expires. Keys are scoped by the events exchange, so deployments
+(and test runs) sharing a Redis stay apart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import msgspec
 from redis.asyncio import Redis
@@ -17,6 +20,7 @@ from redis.exceptions import RedisError
 
 HEARTBEAT_INTERVAL_S = 5.0
 HEARTBEAT_TTL_S = 15
+INDEX_TTL_S = 24 * 3600  # the index outlives every heartbeat; gone a day after the last worker
 KEY_PREFIX = "taskstream:workers"
 
 
@@ -49,28 +53,43 @@ def worker_status_key(events_exchange: str, worker_id: str) -> str:
     return f"{KEY_PREFIX}:{events_exchange}:{worker_id}"
 
 
+def worker_index_key(events_exchange: str) -> str:
+    return f"{KEY_PREFIX}:{events_exchange}"
+
+
 async def write_worker_status(redis: Redis, events_exchange: str, status: WorkerStatus) -> None:
     """Publish one heartbeat; it expires unless renewed."""
-    key = worker_status_key(events_exchange, status.worker_id)
-    await redis.set(key, msgspec.json.encode(status), ex=HEARTBEAT_TTL_S)
+    index = worker_index_key(events_exchange)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(
+            worker_status_key(events_exchange, status.worker_id),
+            msgspec.json.encode(status),
+            ex=HEARTBEAT_TTL_S,
+        )
+        pipe.zadd(index, {status.worker_id: time.time() + HEARTBEAT_TTL_S})
+        pipe.expire(index, INDEX_TTL_S)
+        await pipe.execute()
 
 
 async def clear_worker_status(redis: Redis, events_exchange: str, worker_id: str) -> None:
     """A worker stopping cleanly leaves no stale heartbeat behind."""
-    await redis.delete(worker_status_key(events_exchange, worker_id))
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.delete(worker_status_key(events_exchange, worker_id))
+        pipe.zrem(worker_index_key(events_exchange), worker_id)
+        await pipe.execute()
 
 
 async def read_worker_statuses(
     redis: Redis, events_exchange: str, *, limit: int = 200
 ) -> list[WorkerStatus]:
     """Every live worker's last heartbeat (at most ``limit``), ordered by worker id."""
-    keys = []
-    async for key in redis.scan_iter(match=f"{worker_status_key(events_exchange, '*')}", count=200):
-        keys.append(key)
-        if len(keys) >= limit:
-            break
-    if not keys:
+    index = worker_index_key(events_exchange)
+    now = time.time()
+    await redis.zremrangebyscore(index, "-inf", now)  # workers that died without clearing
+    ids = await redis.zrangebyscore(index, now, "+inf", start=0, num=limit)
+    if not ids:
         return []
+    keys = [worker_status_key(events_exchange, _text(i)) for i in ids]
     values = await redis.mget(keys)
     decoder = msgspec.json.Decoder(WorkerStatus)
     statuses = []
@@ -93,3 +112,7 @@ async def read_worker_statuses_bounded(
             return await read_worker_statuses(redis, events_exchange)
     except (TimeoutError, RedisError, OSError):
         return None
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
