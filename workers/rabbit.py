@@ -60,10 +60,18 @@ _CLOSED = object()
 class RabbitChannel:
     """One connection with one channel, driven by the running asyncio loop."""
 
-    def __init__(self, url: str, *, confirms: bool = False, prefetch: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        confirms: bool = False,
+        prefetch: int | None = None,
+        connection_name: str | None = None,
+    ) -> None:
         self.url = url
         self.confirms = confirms
         self.prefetch = prefetch
+        self.connection_name = connection_name
         self._connection: AsyncioConnection | None = None
         self._channel: Channel | None = None
         self._pending: set[asyncio.Future[Any]] = set()
@@ -82,6 +90,8 @@ class RabbitChannel:
         params.connection_attempts = 1
         params.socket_timeout = 5
         params.blocked_connection_timeout = 30
+        if self.connection_name:  # shown by rabbitmqctl list_connections and the management UI
+            params.client_properties = {"connection_name": self.connection_name}
 
         def on_open_error(_conn: Any, exc: BaseException) -> None:
             _fail(opened, RabbitUnavailableError(f"cannot connect to RabbitMQ: {exc!r}"))

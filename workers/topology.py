@@ -8,6 +8,7 @@ still queued (a topic exchange drops what no queue is bound to).
       '#' -> <exchange>.email      quorum   email
       '#' -> <exchange>.webhook    quorum   webhook fan-out and webhook retries
     <exchange>.webhook.delay.<ms>ms classic, x-message-ttl=<ms>, dead-letters back to .webhook
+                                   (retries, and deliveries deferred while their host is busy)
     <exchange>.dlq                 quorum   poison messages and dead webhook deliveries
 """
 
@@ -53,9 +54,15 @@ class Topology:
         return f"{self.exchange}.webhook.delay.{self.retry_delay_ms(failed_attempts)}ms"
 
     @property
+    def delay_steps(self) -> range:
+        # The first delay queue exists even with a single attempt: deliveries deferred because
+        # their destination is busy wait in it without counting an attempt.
+        return range(1, max(2, self.webhook_max_attempts))
+
+    @property
     def queues(self) -> list[str]:
         names = [self.work_queue(c) for c in NotificationChannel]
-        names += [self.delay_queue(n) for n in range(1, self.webhook_max_attempts)]
+        names += [self.delay_queue(n) for n in self.delay_steps]
         return [*names, self.dlq]
 
 
@@ -74,7 +81,7 @@ async def declare_topology(rabbit: RabbitChannel, topology: Topology) -> None:
         await rabbit.rpc(
             channel.queue_bind, queue=queue, exchange=topology.exchange, routing_key="#"
         )
-    for failed in range(1, topology.webhook_max_attempts):
+    for failed in topology.delay_steps:
         await rabbit.declare_queue(
             topology.delay_queue(failed),
             {

@@ -3,6 +3,13 @@
 Thin shell: decode, call ``taskstream.notifications``, ack only after the effect is committed
 (manual acks, prefetch from settings). Undecodable messages go to the DLQ with a reason and the
 worker carries on; transient failures (database, SMTP) requeue after a backoff.
+
+One consumer, one channel: each queue is consumed on its own connection and channel, so a
+delivery tag is only ever acked by the consumer it was delivered to, and a channel error (or a
+lost connection) stops that consumer alone. It is counted, logged once per episode, shown in the
+worker's heartbeat (``taskstream.notifications.worker_status``, read by ``GET /health``), and
+the consumer reopens its channel with backoff; its unacked messages return to the queue and the
+deterministic notification ids make the redelivery a no-op for what was already done.
 """
 
 from __future__ import annotations
@@ -10,54 +17,93 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import smtplib
+import os
+import socket
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
-from pika import BasicProperties
-from pika.exceptions import AMQPError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskstream.db import create_engine, create_session_factory, transaction
-from taskstream.enums import DeliveryStatus, NotificationChannel
+from taskstream.enums import NotificationChannel
 from taskstream.messages import DomainEvent
-from taskstream.notifications.email import deliver_email
-from taskstream.notifications.events import PoisonEventError, decode_notification_event
+from taskstream.notifications.email import Mailer, deliver_email
 from taskstream.notifications.live import publish_live
 from taskstream.notifications.schemas import LiveNotification
 from taskstream.notifications.service import deliver_in_app
-from taskstream.notifications.webhook_repository import DeliveryTarget
-from taskstream.notifications.webhooks import (
-    attempt_delivery,
-    pending_targets,
-    plan_deliveries,
-    record_attempt,
+from taskstream.notifications.worker_status import (
+    HEARTBEAT_INTERVAL_S,
+    ConsumerStatus,
+    WorkerStatus,
+    clear_worker_status,
+    write_worker_status,
 )
 from taskstream.settings import Settings
-from workers.rabbit import Delivery, PublishNackedError, RabbitChannel, RabbitUnavailableError
+from workers.handling import (
+    BROKER_ERRORS,
+    dead_letter,
+    decode_or_dead_letter,
+    is_transient,
+    requeue_later,
+)
+from workers.rabbit import Delivery, RabbitChannel
 from workers.topology import Topology, declare_topology
+from workers.webhook_dispatch import WebhookDispatcher
 
 log = logging.getLogger("taskstream.worker")
 
-DELIVERY_ID_HEADER = "x-delivery-id"
-REASON_HEADER = "x-dead-letter-reason"
-BROKER_ERRORS = (RabbitUnavailableError, PublishNackedError, AMQPError, ConnectionError)
 BATCH_WAIT_S = 0.01
-RETRY_BACKOFF_S = 1.0
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Worth retrying the same message later (a dependency is down), not the message's fault."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(
-        exc, OperationalError | InterfaceError | OSError | smtplib.SMTPException | TimeoutError
-    )
+@dataclass
+class ConsumerHealth:
+    """One consumer's state for the heartbeat; logs a channel failure once per episode."""
+
+    channel: NotificationChannel
+    queue: str
+    state: str = "starting"
+    channel_errors: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    processed: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def consuming(self) -> None:
+        if self.state == "recovering":
+            log.info(
+                "%s consumer recovered (channel errors so far: %d)",
+                self.channel.value,
+                self.channel_errors,
+            )
+        self.state = "consuming"
+        self.changed.set()
+
+    def failed(self, exc: BaseException) -> None:
+        self.channel_errors += 1
+        self.last_error = repr(exc)[:500]
+        self.last_error_at = time.time()
+        if self.state != "recovering":
+            log.warning("%s consumer lost its channel (%r); reopening", self.channel.value, exc)
+        else:  # still down: counted, not logged again
+            log.debug("%s consumer still recovering: %r", self.channel.value, exc)
+        self.state = "recovering"
+        self.changed.set()
+
+    def status(self) -> ConsumerStatus:
+        return ConsumerStatus(
+            queue=self.queue,
+            state=self.state,
+            channel_errors=self.channel_errors,
+            last_error=self.last_error,
+            last_error_at=self.last_error_at,
+            processed=self.processed,
+        )
 
 
 class NotificationWorker:
@@ -67,107 +113,135 @@ class NotificationWorker:
         session_factory: async_sessionmaker[AsyncSession],
         redis: Redis,
         http: httpx.AsyncClient,
+        *,
+        mailer: Mailer,
         channels: Sequence[NotificationChannel],
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
         self.redis = redis
-        self.http = http
-        self.channels = list(channels)
+        self.mailer = mailer
         self.topology = Topology.from_settings(settings.rabbit)
-        self.rabbit: RabbitChannel | None = None
-        self.handlers: dict[NotificationChannel, Callable[[list[Delivery]], Awaitable[None]]] = {
-            NotificationChannel.IN_APP: self.handle_in_app,
-            NotificationChannel.EMAIL: self.handle_email,
-            NotificationChannel.WEBHOOK: self.handle_webhook,
+        self.webhooks = WebhookDispatcher(settings, session_factory, http, self.topology)
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.started_at = time.time()
+        self.consumers = {
+            c: ConsumerHealth(c, self.topology.work_queue(c)) for c in dict.fromkeys(channels)
         }
-        self.processed = 0
 
     # --- plumbing ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop``; reconnect with backoff when RabbitMQ goes away."""
+        """Consume every channel on its own channel until ``stop``; each recovers on its own."""
+        tasks = [
+            asyncio.create_task(self._consume_forever(h, stop)) for h in self.consumers.values()
+        ]
+        tasks.append(asyncio.create_task(self._heartbeat(stop)))
+        log.info(
+            "worker %s consuming %s", self.worker_id, ", ".join(c.value for c in self.consumers)
+        )
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(RedisError, OSError):
+                await clear_worker_status(
+                    self.redis, self.settings.rabbit.events_exchange, self.worker_id
+                )
+
+    async def _consume_forever(self, health: ConsumerHealth, stop: asyncio.Event) -> None:
         backoff = 0.2
         while not stop.is_set():
+            rabbit = RabbitChannel(
+                self.settings.rabbit.url,
+                confirms=True,  # dead letters and webhook retries are published on it, confirmed
+                prefetch=self.settings.rabbit.prefetch,
+                connection_name=f"taskstream-worker {self.worker_id} {health.channel.value}",
+            )
             try:
-                rabbit = await RabbitChannel(
-                    self.settings.rabbit.url, confirms=True, prefetch=self.settings.rabbit.prefetch
-                ).open()
-                self.rabbit = rabbit
+                await rabbit.open()
                 await declare_topology(rabbit, self.topology)
-                loops = [asyncio.create_task(self._consume(rabbit, c)) for c in self.channels]
-                stopper = asyncio.create_task(stop.wait())
-                log.info("worker consuming %s", ", ".join(c.value for c in self.channels))
+                inbox = await rabbit.consume(health.queue)
+                health.consuming()
                 backoff = 0.2
-                done, pending = await asyncio.wait(
-                    [*loops, stopper], return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-                await rabbit.close()
-                for task in done:
-                    if task is not stopper:
-                        task.result()
+                await self._consume(rabbit, inbox, health)
+            except asyncio.CancelledError:
+                raise
             except BROKER_ERRORS as exc:
-                log.warning("rabbitmq unavailable (%r); reconnecting in %.1fs", exc, backoff)
-                if self.rabbit is not None:
-                    await self.rabbit.close()
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
+                health.failed(exc)
+            except Exception as exc:  # a bug must not take the other consumers down
+                log.exception("%s consumer failed; reopening its channel", health.channel.value)
+                health.failed(exc)
+            finally:
+                await rabbit.close()
+            await _sleep_or_stop(stop, backoff)
+            backoff = min(backoff * 2, 5.0)
 
-    async def _consume(self, rabbit: RabbitChannel, channel: NotificationChannel) -> None:
-        inbox = await rabbit.consume(self.topology.work_queue(channel))
-        handler = self.handlers[channel]
+    async def _consume(
+        self, rabbit: RabbitChannel, inbox: asyncio.Queue[Any], health: ConsumerHealth
+    ) -> None:
+        def count(n: int) -> None:
+            health.processed += n
+
+        if health.channel is NotificationChannel.WEBHOOK:
+            await self.webhooks.consume(rabbit, inbox, count)
+            return
+        handler = (
+            self.handle_in_app
+            if health.channel is NotificationChannel.IN_APP
+            else self.handle_email
+        )
         while True:
             batch = await rabbit.next_batch(inbox, self.settings.rabbit.prefetch, BATCH_WAIT_S)
-            await handler(batch)
-            self.processed += len(batch)
+            await handler(rabbit, batch)
+            count(len(batch))
 
-    def _rabbit(self) -> RabbitChannel:
-        if self.rabbit is None:
-            raise RabbitUnavailableError("not connected")
-        return self.rabbit
-
-    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Copy the message to the DLQ with the reason (confirmed); the caller then acks it."""
-        log.warning("dead-lettering message from %s: %s", delivery.queue, reason)
-        headers = {
-            **delivery.headers,
-            REASON_HEADER: reason[:1000],
-            "x-original-queue": delivery.queue,
-            "x-original-routing-key": delivery.routing_key,
-            "x-dead-lettered-at": datetime.now(UTC).isoformat(),
-        }
-        props = BasicProperties(
-            delivery_mode=2,
-            content_type=delivery.properties.content_type,
-            message_id=delivery.properties.message_id,
-            type=delivery.properties.type,
-            headers=headers,
+    def status(self) -> WorkerStatus:
+        consumers = {h.channel.value: h.status() for h in self.consumers.values()}
+        if NotificationChannel.WEBHOOK.value in consumers:
+            consumers[NotificationChannel.WEBHOOK.value].deferred = self.webhooks.deferred
+        return WorkerStatus(
+            worker_id=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self.started_at,
+            updated_at=time.time(),
+            consumers=consumers,
         )
-        await self._rabbit().publish("", self.topology.dlq, delivery.body, props)
 
-    async def _decode(self, batch: list[Delivery]) -> list[tuple[Delivery, DomainEvent]]:
-        decoded = []
-        for delivery in batch:
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        """Write the status every interval, and at once when a consumer changes state."""
+        failing = False
+        exchange = self.settings.rabbit.events_exchange
+        while not stop.is_set():
+            for health in self.consumers.values():
+                health.changed.clear()
             try:
-                decoded.append((delivery, decode_notification_event(delivery.body)))
-            except PoisonEventError as exc:
-                await self.dead_letter(delivery, str(exc))
-        return decoded
-
-    async def _requeue_later(self, batch: Sequence[Delivery], exc: BaseException) -> None:
-        log.warning("transient failure (%r); requeueing %d messages", exc, len(batch))
-        await asyncio.sleep(RETRY_BACKOFF_S)
-        for delivery in batch:
-            self._rabbit().requeue(delivery.delivery_tag)
+                await write_worker_status(self.redis, exchange, self.status())
+                if failing:
+                    log.info("worker heartbeat to Redis restored")
+                failing = False
+            except (RedisError, OSError) as exc:
+                if not failing:  # once per outage: the heartbeat is informative only
+                    log.warning("worker heartbeat to Redis failed: %r", exc)
+                failing = True
+            waits = [asyncio.ensure_future(h.changed.wait()) for h in self.consumers.values()]
+            waits.append(asyncio.ensure_future(stop.wait()))
+            await asyncio.wait(
+                waits, timeout=HEARTBEAT_INTERVAL_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waits:
+                waiter.cancel()
 
     # --- in-app -----------------------------------------------------------------------------
 
-    async def handle_in_app(self, batch: list[Delivery]) -> None:
+    async def handle_in_app(self, rabbit: RabbitChannel, batch: list[Delivery]) -> None:
         """One transaction per batch; per message only when the batch as a whole fails."""
-        decoded = await self._decode(batch)
+        decoded = [
+            (d, e) for d, e in await decode_or_dead_letter(rabbit, self.topology, batch) if e
+        ]
         events = list({e.event_id: e for _, e in decoded}.values())
         created: list[LiveNotification] = []
         try:
@@ -178,16 +252,18 @@ class NotificationWorker:
             if is_transient(exc):
                 kept = {d.delivery_tag for d, _ in decoded}
                 for poison in (d for d in batch if d.delivery_tag not in kept):
-                    self._rabbit().ack(poison.delivery_tag)
-                await self._requeue_later([d for d, _ in decoded], exc)
+                    rabbit.ack(poison.delivery_tag)
+                await requeue_later(rabbit, [d for d, _ in decoded], exc)
                 return
             log.warning("in-app batch failed (%r); retrying message by message", exc)
-            created = await self._in_app_one_by_one(decoded)
+            created = await self._in_app_one_by_one(rabbit, decoded)
         await self._push_live(created)
-        self._rabbit().ack(batch[-1].delivery_tag, multiple=True)
+        # `multiple` is safe here, and only here: this channel carries this consumer alone and
+        # every earlier delivery on it was settled by an earlier batch.
+        rabbit.ack(batch[-1].delivery_tag, multiple=True)
 
     async def _in_app_one_by_one(
-        self, decoded: list[tuple[Delivery, DomainEvent]]
+        self, rabbit: RabbitChannel, decoded: list[tuple[Delivery, DomainEvent]]
     ) -> list[LiveNotification]:
         created: list[LiveNotification] = []
         for delivery, event in decoded:
@@ -197,7 +273,8 @@ class NotificationWorker:
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                await self.dead_letter(delivery, f"in-app delivery failed: {exc!r}")
+                reason = f"in-app delivery failed: {exc!r}"
+                await dead_letter(rabbit, self.topology, delivery, reason)
         return created
 
     async def _push_live(self, created: list[LiveNotification]) -> None:
@@ -209,115 +286,23 @@ class NotificationWorker:
 
     # --- email ------------------------------------------------------------------------------
 
-    async def handle_email(self, batch: list[Delivery]) -> None:
-        for delivery, event in await self._decode_keep_tags(batch):
+    async def handle_email(self, rabbit: RabbitChannel, batch: list[Delivery]) -> None:
+        """One message at a time over the mailer's one SMTP connection; ack each after commit."""
+        for delivery, event in await decode_or_dead_letter(rabbit, self.topology, batch):
             if event is None:
-                self._rabbit().ack(delivery.delivery_tag)
+                rabbit.ack(delivery.delivery_tag)
                 continue
             try:
-                await deliver_email(self.session_factory, self.settings.smtp, event)
+                await deliver_email(self.session_factory, self.mailer, event)
             except Exception as exc:
                 if not is_transient(exc):
-                    await self.dead_letter(delivery, f"email delivery failed: {exc!r}")
-                    self._rabbit().ack(delivery.delivery_tag)
+                    reason = f"email delivery failed: {exc!r}"
+                    await dead_letter(rabbit, self.topology, delivery, reason)
+                    rabbit.ack(delivery.delivery_tag)
                     continue
-                await self._requeue_later([delivery], exc)
+                await requeue_later(rabbit, [delivery], exc)
                 continue
-            self._rabbit().ack(delivery.delivery_tag)
-
-    async def _decode_keep_tags(
-        self, batch: list[Delivery]
-    ) -> list[tuple[Delivery, DomainEvent | None]]:
-        out: list[tuple[Delivery, DomainEvent | None]] = []
-        for delivery in batch:
-            try:
-                out.append((delivery, decode_notification_event(delivery.body)))
-            except PoisonEventError as exc:
-                await self.dead_letter(delivery, str(exc))
-                out.append((delivery, None))
-        return out
-
-    # --- webhooks ---------------------------------------------------------------------------
-
-    async def handle_webhook(self, batch: list[Delivery]) -> None:
-        await asyncio.gather(*(self._webhook_message(d) for d in batch))
-
-    async def _webhook_message(self, delivery: Delivery) -> None:
-        try:
-            retry_of = delivery.headers.get(DELIVERY_ID_HEADER)
-            if retry_of is not None:
-                async with self.session_factory() as session:
-                    replayed = bool(delivery.headers.get("x-replayed-from-dlq"))
-                    targets = await pending_targets(
-                        session, [_uuid(retry_of)], include_dead=replayed
-                    )
-                event_type = delivery.properties.type or ""
-            else:
-                try:
-                    event = decode_notification_event(delivery.body)
-                except PoisonEventError as exc:
-                    await self.dead_letter(delivery, str(exc))
-                    self._rabbit().ack(delivery.delivery_tag)
-                    return
-                async with transaction(self.session_factory) as session:
-                    targets = await plan_deliveries(session, event)
-                event_type = event.type
-            await asyncio.gather(*(self._attempt(delivery, t, event_type) for t in targets))
-        except BROKER_ERRORS:
-            raise  # the channel is gone: reconnect, the message comes back
-        except Exception as exc:
-            if is_transient(exc):
-                await self._requeue_later([delivery], exc)
-                return
-            await self.dead_letter(delivery, f"webhook fan-out failed: {exc!r}")
-        self._rabbit().ack(delivery.delivery_tag)
-
-    async def _attempt(self, delivery: Delivery, target: DeliveryTarget, event_type: str) -> None:
-        rabbit_settings = self.settings.rabbit
-        result = await attempt_delivery(
-            self.http,
-            target,
-            event_type,
-            delivery.body,
-            timeout_s=rabbit_settings.webhook_timeout_s,
-        )
-        async with transaction(self.session_factory) as session:
-            status, attempts = await record_attempt(
-                session, target, result, rabbit_settings.webhook_max_attempts
-            )
-        delivery_id = str(target.delivery_id)
-        if status is DeliveryStatus.RETRYING:
-            props = BasicProperties(
-                delivery_mode=2,
-                content_type="application/json",
-                message_id=delivery.properties.message_id,
-                type=event_type,
-                headers={DELIVERY_ID_HEADER: delivery_id, "x-attempts": attempts},
-            )
-            await self._rabbit().publish(
-                "", self.topology.delay_queue(attempts), delivery.body, props
-            )
-        elif status is DeliveryStatus.DEAD:
-            copy = Delivery(
-                delivery.delivery_tag,
-                delivery.routing_key,
-                BasicProperties(
-                    content_type="application/json",
-                    message_id=delivery.properties.message_id,
-                    type=event_type,
-                    headers={DELIVERY_ID_HEADER: delivery_id},
-                ),
-                delivery.body,
-                delivery.redelivered,
-                delivery.queue,
-            )
-            await self.dead_letter(
-                copy, f"webhook delivery {delivery_id} failed {attempts} times: {result.error}"
-            )
-
-
-def _uuid(value: object) -> uuid.UUID:
-    return uuid.UUID(str(value.decode() if isinstance(value, bytes) else value))
+            rabbit.ack(delivery.delivery_tag)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -330,10 +315,20 @@ async def run_worker(
 ) -> None:
     engine = create_engine(settings.db)
     redis = Redis.from_url(settings.redis.url)
-    async with httpx.AsyncClient(follow_redirects=False) as http:
-        worker = NotificationWorker(settings, create_session_factory(engine), redis, http, channels)
+    mailer = Mailer(settings.smtp)
+    # Per-attempt bounds come from settings.webhooks (attempt_delivery); the pool is sized to
+    # the overall in-flight bound so an attempt never waits for a connection slot.
+    pool = httpx.Limits(
+        max_connections=settings.webhooks.max_in_flight,
+        max_keepalive_connections=settings.webhooks.max_in_flight,
+    )
+    async with httpx.AsyncClient(follow_redirects=False, limits=pool) as http:
+        worker = NotificationWorker(
+            settings, create_session_factory(engine), redis, http, mailer=mailer, channels=channels
+        )
         try:
             await worker.run(stop)
         finally:
+            await mailer.close()
             await redis.aclose()
             await engine.dispose()

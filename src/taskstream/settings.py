@@ -67,7 +67,23 @@ class RabbitSettings(BaseModel):
     prefetch: int = Field(default=200, ge=1)
     webhook_max_attempts: int = Field(default=5, ge=1)
     webhook_base_delay_ms: int = Field(default=1000, ge=10)
-    webhook_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class WebhookSettings(BaseModel):
+    """Bounds on webhook POSTs, so that no receiver can hold a worker or other receivers."""
+
+    # The whole attempt (connect, send, response head, capped body read) ends by this deadline,
+    # however slowly the receiver trickles bytes; a timed-out attempt is retried like a 5xx.
+    attempt_deadline_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    # Only the head of a response body is read (for the attempt log); the rest is dropped.
+    max_response_bytes: int = Field(default=16_384, ge=0)
+    # Attempts in flight per destination (scheme, host, port); deliveries beyond it are deferred
+    # through the retry delay queue instead of waiting, so a slow receiver holds at most this
+    # many of the worker's prefetched messages and never the deliveries to other receivers.
+    max_in_flight_per_host: int = Field(default=4, ge=1)
+    # Attempts in flight per worker process over all destinations.
+    max_in_flight: int = Field(default=64, ge=1)
 
 
 class AuthSettings(BaseModel):
@@ -131,6 +147,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     redis: RedisSettings = RedisSettings()
     rabbit: RabbitSettings = RabbitSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     auth: AuthSettings = AuthSettings()
     limits: RateLimitSettings = RateLimitSettings()
     api: ApiSettings = ApiSettings()

@@ -17,6 +17,7 @@ SECTION_HELP = {
     "auth": "JWT access tokens and refresh sessions (placeholder secret refused in production)",
     "limits": "Rate limits in `limits` notation (N/second|minute|hour); policy when Redis is down",
     "api": "HTTP API: bind address, workers, body size, batch and page caps",
+    "webhooks": "Webhook POSTs: attempt deadline, response cap, concurrency per destination",
     "smtp": "Outgoing email for notifications",
     "infra": "`taskstream infra`: where logs and pids of locally started services live",
 }

@@ -1,21 +1,22 @@
-"""Email notifications over SMTP (stdlib smtplib, run in a thread).
+"""Email notifications over SMTP (aiosmtplib, one connection reused across messages).
 
 One email per (event, recipient): the EmailDelivery row (id uuid5(event, recipient, email)) is
 claimed in the same transaction that is committed only after the SMTP server accepted the
-message. A crash between the two resends once (at least once); the Message-ID is the delivery
-id, so mail clients and servers can collapse the duplicate.
+message. A crash between the two resends that one message (at least once); the Message-ID is
+the delivery id, so mail clients and servers can collapse the duplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import smtplib
+import contextlib
+import logging
 import ssl
 import uuid
-from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
 
+import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskstream.enums import NotificationChannel
@@ -25,6 +26,8 @@ from taskstream.notifications.repository import NotificationRepository
 from taskstream.notifications.service import Recipient, resolve_recipients
 from taskstream.notifications.texts import render_title
 from taskstream.settings import SmtpSettings
+
+log = logging.getLogger(__name__)
 
 
 def compose(
@@ -43,34 +46,77 @@ def compose(
     return message
 
 
-def send_blocking(settings: SmtpSettings, messages: Sequence[EmailMessage]) -> None:
-    """Send over one SMTP connection (implicit TLS, STARTTLS or plain, per settings)."""
-    context = ssl.create_default_context()
-    smtp: smtplib.SMTP
-    if settings.use_tls:
-        smtp = smtplib.SMTP_SSL(
-            settings.host, settings.port, timeout=settings.timeout_s, context=context
+class Mailer:
+    """One SMTP connection (aiosmtplib), opened on first use and reused for every message.
+
+    Messages go out one at a time (SMTP has no pipelining of whole messages); a connection the
+    server dropped while idle is reopened once and the message sent on the new one. Any other
+    failure is raised: the caller retries the event later, and the next send reconnects.
+    """
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+        self.connections_opened = 0
+
+    async def send(self, message: EmailMessage) -> None:
+        async with self._lock:
+            reused = self._smtp is not None and self._smtp.is_connected
+            smtp = await self._connected()
+            try:
+                await smtp.send_message(message)
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                await self._drop()
+                if not reused:
+                    raise
+                # The idle connection was closed under us before the server took the message.
+                log.info("SMTP connection was closed (%r); reconnecting", exc)
+                await (await self._connected()).send_message(message)
+            except BaseException:
+                await self._drop()  # unknown protocol state: never reuse it
+                raise
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._smtp is not None and self._smtp.is_connected:
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                    await self._smtp.quit()
+            await self._drop()
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and self._smtp.is_connected:
+            return self._smtp
+        settings = self.settings
+        smtp = aiosmtplib.SMTP(
+            hostname=settings.host,
+            port=settings.port,
+            timeout=settings.timeout_s,
+            use_tls=settings.use_tls,
+            # STARTTLS only when asked for: False (not None) so a plain local relay that
+            # advertises it is not upgraded against a certificate it cannot present.
+            start_tls=settings.starttls and not settings.use_tls,
+            username=settings.username,
+            password=settings.password.get_secret_value() if settings.password else None,
+            tls_context=ssl.create_default_context(),
         )
-    else:
-        smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
-    with smtp:
-        if settings.starttls and not settings.use_tls:
-            smtp.starttls(context=context)
-        if settings.username:
-            password = settings.password.get_secret_value() if settings.password else ""
-            smtp.login(settings.username, password)
-        for message in messages:
-            smtp.send_message(message)
+        await smtp.connect()
+        self._smtp = smtp
+        self.connections_opened += 1
+        return smtp
+
+    async def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
 
 
 async def deliver_email(
-    session_factory: async_sessionmaker[AsyncSession],
-    settings: SmtpSettings,
-    event: DomainEvent,
+    session_factory: async_sessionmaker[AsyncSession], mailer: Mailer, event: DomainEvent
 ) -> int:
     """Email everyone who wants this event by email; returns how many were sent now.
 
-    Raises ``OSError``/``smtplib.SMTPException`` when the server refuses: nothing is recorded
+    Raises ``OSError``/``aiosmtplib.SMTPException`` when the server refuses: nothing is recorded
     for the failed message and the worker retries the event later.
     """
     async with session_factory() as session:
@@ -86,7 +132,7 @@ async def deliver_email(
             )
             if not claimed:
                 continue  # sent before: this is a redelivery
-            message = compose(event, recipient, delivery_id, settings.sender)
-            await asyncio.to_thread(send_blocking, settings, [message])
+            message = compose(event, recipient, delivery_id, mailer.settings.sender)
+            await mailer.send(message)
             sent += 1
     return sent

@@ -8,6 +8,7 @@ timestamp (unix seconds) in ``X-Taskstream-Timestamp``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -33,6 +34,7 @@ from taskstream.notifications.schemas import (
     WebhookOut,
 )
 from taskstream.notifications.webhook_repository import DeliveryTarget, WebhookRepository
+from taskstream.settings import WebhookSettings
 
 DELIVERY_HEADER = "X-Taskstream-Delivery"
 EVENT_HEADER = "X-Taskstream-Event"
@@ -233,32 +235,68 @@ async def attempt_delivery(
     target: DeliveryTarget,
     event_type: str,
     body: bytes,
-    *,
-    timeout_s: float,
+    limits: WebhookSettings,
 ) -> AttemptResult:
-    """POST the event once, signed and time-bounded; any 2xx counts as delivered."""
+    """POST the event once, signed; any 2xx counts as delivered.
+
+    The whole attempt (connect, send, response head, reading at most ``max_response_bytes`` of
+    the body) ends at ``attempt_deadline_s``: httpx's own timeouts are per operation, so a
+    receiver sending a byte every second would otherwise hold the attempt forever.
+    """
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "taskstream-webhooks/1",
+        "Accept-Encoding": "identity",  # the capped read below takes raw bytes, never inflated
         DELIVERY_HEADER: str(target.delivery_id),
         EVENT_HEADER: event_type,
         TIMESTAMP_HEADER: str(timestamp),
         SIGNATURE_HEADER: sign(target.secret, timestamp, body),
         ATTEMPT_HEADER: str(target.attempts + 1),
     }
+    timeout = httpx.Timeout(limits.attempt_deadline_s, connect=limits.connect_timeout_s)
     started = time.perf_counter()
+
+    def elapsed_ms() -> int:
+        return int((time.perf_counter() - started) * 1000)
+
     try:
-        response = await client.post(target.url, content=body, headers=headers, timeout=timeout_s)
+        async with asyncio.timeout(limits.attempt_deadline_s):
+            request = client.build_request(
+                "POST", target.url, content=body, headers=headers, timeout=timeout
+            )
+            response = await client.send(request, stream=True)
+            try:
+                if response.is_success:
+                    return AttemptResult(True, response.status_code, None, elapsed_ms())
+                head = await _read_capped(response, limits.max_response_bytes)
+            finally:
+                await response.aclose()
+    except TimeoutError:
+        error = f"deadline: no complete response within {limits.attempt_deadline_s:g}s"
+        return AttemptResult(False, None, error, elapsed_ms())
     except httpx.HTTPError as exc:
-        elapsed = int((time.perf_counter() - started) * 1000)
-        return AttemptResult(False, None, f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], elapsed)
-    elapsed = int((time.perf_counter() - started) * 1000)
-    if response.is_success:
-        return AttemptResult(True, response.status_code, None, elapsed)
+        return AttemptResult(
+            False, None, f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], elapsed_ms()
+        )
+    text = head.decode("utf-8", errors="replace")[:200]
     return AttemptResult(
-        False, response.status_code, f"HTTP {response.status_code}: {response.text[:200]}", elapsed
+        False, response.status_code, f"HTTP {response.status_code}: {text}", elapsed_ms()
     )
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body; the rest is never read (the connection is closed)."""
+    chunks: list[bytes] = []
+    size = 0
+    if limit <= 0:
+        return b""
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
 
 
 async def record_attempt(

@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pika
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,12 +34,18 @@ from taskstream.enums import ProjectRole
 from taskstream.messages import DomainEvent
 from taskstream.messaging.models import OutboxEvent
 from taskstream.messaging.outbox import OutboxRepository
-from taskstream.models import Notification
+from taskstream.models import (
+    Notification,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from taskstream.projects.models import Project, ProjectMember
 from taskstream.settings import Settings
 from workers.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[3]
+SECRET = "s3cret-for-tests-0123456789"
 
 
 @pytest.fixture
@@ -46,11 +56,11 @@ def notif_settings(settings: Settings, topics: object, database: str) -> Setting
             "events_exchange": f"{settings.rabbit.events_exchange}.{uuid.uuid4().hex[:8]}",
             "webhook_max_attempts": 3,
             "webhook_base_delay_ms": 100,
-            "webhook_timeout_s": 2.0,
             "prefetch": 200,
         }
     )
-    return settings.model_copy(update={"rabbit": rabbit})
+    webhooks = settings.webhooks.model_copy(update={"attempt_deadline_s": 2.0})
+    return settings.model_copy(update={"rabbit": rabbit, "webhooks": webhooks})
 
 
 @pytest.fixture
@@ -256,3 +266,141 @@ async def redis_client(settings: Settings) -> AsyncIterator[Any]:
     client = Redis.from_url(settings.redis.url)
     yield client
     await client.aclose()
+
+
+# --- webhook receivers and an SMTP sink -------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """A local webhook endpoint answering with scripted status codes (then the last one)."""
+
+    statuses: list[int]
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[object]:
+    servers: list[ThreadingHTTPServer] = []
+
+    def make(statuses: list[int]) -> Receiver:
+        receiver = Receiver(statuses)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests.append((dict(self.headers.items()), body))
+                index = min(len(receiver.requests), len(receiver.statuses)) - 1
+                self.send_response(receiver.statuses[index])
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        receiver.server = server
+        servers.append(server)
+        return receiver
+
+    yield make
+    for server in servers:
+        server.shutdown()
+
+
+async def subscribe(session_factory, team: Team, url: str, events: list[str]) -> uuid.UUID:
+    subscription_id = uuid.uuid4()
+    async with transaction(session_factory) as session:
+        session.add(
+            WebhookSubscription(
+                id=subscription_id,
+                project_id=team.project_id,
+                url=url,
+                events=events,
+                secret=SECRET,
+                created_by=team.owner,
+                active=True,
+            )
+        )
+    return subscription_id
+
+
+async def delivery_of(session_factory, subscription_id: uuid.UUID):
+    async with session_factory() as session:
+        delivery = await session.scalar(
+            select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+        )
+        if delivery is None:
+            return None, []
+        attempts = (
+            await session.scalars(
+                select(WebhookAttempt)
+                .where(WebhookAttempt.delivery_id == delivery.id)
+                .order_by(WebhookAttempt.attempt)
+            )
+        ).all()
+        return delivery, list(attempts)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Mailbox:
+    """aiosmtpd handler; ``delay_s`` makes it answer DATA as slowly as a real relay might."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.delay_s = delay_s
+        self.connections = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@dataclass
+class SmtpSink:
+    """aiosmtpd on 127.0.0.1: a real SMTP server that keeps every message it accepts."""
+
+    mailbox: Mailbox
+    port: int
+
+    def settings_for(self, settings: Settings) -> Settings:
+        return settings.model_copy(
+            update={"smtp": settings.smtp.model_copy(update={"port": self.port})}
+        )
+
+    def message_ids(self) -> list[str]:
+        ids = []
+        for _, _, content in list(self.mailbox.messages):
+            for line in content.decode(errors="replace").splitlines():
+                if line.lower().startswith("message-id:"):
+                    ids.append(line.split(":", 1)[1].strip())
+        return ids
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield SmtpSink(mailbox, port)
+    controller.stop()

@@ -3,34 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pika
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from taskstream.db import transaction
 from taskstream.enums import DeliveryStatus, NotificationChannel
-from taskstream.models import (
-    EmailDelivery,
-    NotificationPreference,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookSubscription,
-)
+from taskstream.models import EmailDelivery, NotificationPreference
 from taskstream.notifications.webhooks import verify
 from taskstream.settings import Settings
 from tests.integration.notifications.conftest import (
+    SECRET,
+    Mailbox,
     Processes,
     Team,
     add_to_outbox,
+    delivery_of,
     env_for,
+    free_port,
+    subscribe,
     task_event,
     wait_for,
 )
@@ -38,85 +30,6 @@ from workers.dlq import list_dead_letters
 from workers.topology import Topology
 
 pytestmark = pytest.mark.usefixtures("cleanup_rabbit")
-SECRET = "s3cret-for-tests-0123456789"
-
-
-@dataclass
-class Receiver:
-    """A local webhook endpoint answering with scripted status codes (then the last one)."""
-
-    statuses: list[int]
-    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
-@pytest.fixture
-def receiver_factory() -> Iterator[object]:
-    servers: list[ThreadingHTTPServer] = []
-
-    def make(statuses: list[int]) -> Receiver:
-        receiver = Receiver(statuses)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.requests.append((dict(self.headers.items()), body))
-                index = min(len(receiver.requests), len(receiver.statuses)) - 1
-                self.send_response(receiver.statuses[index])
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        receiver.server = server
-        servers.append(server)
-        return receiver
-
-    yield make
-    for server in servers:
-        server.shutdown()
-
-
-async def subscribe(session_factory, team: Team, url: str, events: list[str]) -> uuid.UUID:
-    subscription_id = uuid.uuid4()
-    async with transaction(session_factory) as session:
-        session.add(
-            WebhookSubscription(
-                id=subscription_id,
-                project_id=team.project_id,
-                url=url,
-                events=events,
-                secret=SECRET,
-                created_by=team.owner,
-                active=True,
-            )
-        )
-    return subscription_id
-
-
-async def delivery_of(session_factory, subscription_id: uuid.UUID):
-    async with session_factory() as session:
-        delivery = await session.scalar(
-            select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
-        )
-        if delivery is None:
-            return None, []
-        attempts = (
-            await session.scalars(
-                select(WebhookAttempt)
-                .where(WebhookAttempt.delivery_id == delivery.id)
-                .order_by(WebhookAttempt.attempt)
-            )
-        ).all()
-        return delivery, list(attempts)
 
 
 def queue_depths(settings: Settings) -> dict[str, int]:
@@ -223,24 +136,11 @@ async def test_webhook_always_failing_is_dead_lettered(
     assert len(broken.requests) == max_attempts
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
 async def test_email_reaches_smtp_server_respecting_preferences(
     notif_settings: Settings, session_factory, team: Team, processes: Processes
 ) -> None:
+    from aiosmtpd.controller import Controller
+
     mailbox = Mailbox()
     port = free_port()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=port)

@@ -1,4 +1,5 @@
-"""Nothing committed is lost: a RabbitMQ outage, and kill -9 of the worker and the relay."""
+"""Nothing committed is lost: a RabbitMQ outage (visible in /health while it lasts), and kill -9
+of the worker and the relay."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
+from taskstream.health import health_report
 from taskstream.messaging.models import OutboxEvent
 from taskstream.settings import Settings
 from tests.integration.notifications.conftest import (
     Processes,
+    SmtpSink,
     Team,
     add_to_outbox,
     count_notifications,
@@ -139,3 +142,62 @@ async def test_kill_9_worker_and_relay_mid_burst_every_notification_exactly_once
             )
         )
     assert relayed == len(burst)
+
+
+async def test_worker_channel_loss_is_visible_in_health_and_recovers(
+    notif_settings: Settings,
+    session_factory,
+    team: Team,
+    processes: Processes,
+    private_rabbit: PrivateRabbit,
+    smtp_sink: SmtpSink,
+) -> None:
+    settings = smtp_sink.settings_for(
+        notif_settings.model_copy(
+            update={"rabbit": notif_settings.rabbit.model_copy(update={"url": private_rabbit.url})}
+        )
+    )
+    env = env_for(settings)
+    processes.start("relay", ["relay", "--sweep-interval", "0"], env)
+    processes.start("worker", ["work", "--channels", "in_app,email,webhook"], env)
+
+    async def workers(status: str):
+        report = await health_report(settings)
+        state = report.services["workers"]
+        return report if state.status == status else None
+
+    report = await wait_for(lambda: workers("up"), what="the worker's heartbeat in /health")
+    assert len(report.workers) == 1
+    assert set(report.workers[0].consumers) == {"in_app", "email", "webhook"}
+
+    await asyncio.to_thread(private_rabbit.stop_app)
+    report = await wait_for(
+        lambda: workers("degraded"), timeout=30, what="the lost channels in /health"
+    )
+    consumers = report.workers[0].consumers.values()
+    assert all(c.state == "recovering" and c.channel_errors >= 1 for c in consumers)
+
+    events = [
+        task_event(team, "task.assigned", actor=team.owner, assignee=team.alice) for _ in range(20)
+    ]
+    await add_to_outbox(session_factory, events)
+    await asyncio.sleep(3)  # the consumers keep retrying against the stopped broker
+    await asyncio.to_thread(private_rabbit.start_app)
+    report = await wait_for(lambda: workers("up"), timeout=60, what="consumers back in /health")
+    assert all(c.channel_errors >= 1 for c in report.workers[0].consumers.values())
+
+    ids = [e.event_id for e in events]
+
+    async def delivered() -> bool:
+        return await count_notifications(session_factory, ids) >= len(ids) and len(
+            smtp_sink.mailbox.messages
+        ) >= len(ids)
+
+    await wait_for(delivered, timeout=60, what="notifications after the channels came back")
+    await asyncio.sleep(1)
+    assert await count_notifications(session_factory, ids) == len(ids)
+    assert len(smtp_sink.mailbox.messages) == len(ids)
+    log = processes.log("worker")
+    # Counted on every failed reopen, logged once per consumer per outage.
+    assert log.count("lost its channel") == 3
+    assert "unregistered channel" not in log
