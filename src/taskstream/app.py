@@ -74,6 +74,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             access,
             session_factory,
             AcceptedRecorder(redis, settings.api.idempotency_ttl_s),
+            accepted_ttl_s=settings.api.idempotency_ttl_s,
+            unapplied_wait_s=settings.api.unapplied_task_wait_s,
         ),
     )
     _tune_gc()

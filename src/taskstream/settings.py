@@ -116,6 +116,9 @@ class ApiSettings(BaseModel):
     page_limit_max: int = Field(default=200, ge=1)
     command_wait_max_s: float = Field(default=30.0, ge=0)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+    # How long a command on a task that neither PostgreSQL nor Redis knows waits for the row,
+    # when Redis may have lost the task's acceptance record (it restarted since); then 503.
+    unapplied_task_wait_s: float = Field(default=3.0, ge=0, le=30)
 
 
 class SmtpSettings(BaseModel):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 from redis.asyncio import Redis
@@ -22,16 +23,27 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskstream.auth.principal import Principal
 from taskstream.enums import ProjectRole
-from taskstream.errors import ForbiddenError, NotFoundError
+from taskstream.errors import ForbiddenError, NotFoundError, UnavailableError
 from taskstream.kafka import CommandPublisher
 from taskstream.messages import Actor, CommandPayload, CreateTask, TaskCommand, new_command
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.service import role_at_least
-from taskstream.tasks.reads import TaskReadRepository
+from taskstream.tasks.reads import TaskOwnership, TaskReadRepository
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ACCEPTED_TTL_S = 24 * 3600
+# Task ids derived from an Idempotency-Key (uuid5); random ones are uuid7 (time-ordered).
+DERIVED_ID_VERSION = 5
+# How far the clocks of the API host that minted a task id and the one reading it may differ.
+MINT_CLOCK_SKEW = timedelta(seconds=5)
+
+
+def minted_at(task_id: uuid.UUID) -> datetime | None:
+    """When a uuid7 task id was minted (its first 48 bits are Unix milliseconds)."""
+    if task_id.version != 7:
+        return None
+    return datetime.fromtimestamp((task_id.int >> 80) / 1000, UTC)
 
 
 def accepted_key(command_id: uuid.UUID) -> str:
@@ -145,6 +157,8 @@ class CommandGateway:
     access: ProjectAccessCache
     session_factory: async_sessionmaker[AsyncSession]
     recorder: AcceptedRecorder
+    accepted_ttl_s: int = DEFAULT_ACCEPTED_TTL_S
+    unapplied_wait_s: float = 3.0
 
     async def submit(self, commands: Sequence[TaskCommand], trace_id: str) -> None:
         """Publish and wait for the broker's ack (503 otherwise), then record acceptance."""
@@ -168,13 +182,16 @@ class CommandGateway:
         Members may change tasks; deleting needs maintainer, or being the task's creator.
         A task the caller cannot see is 404, exactly like one that does not exist."""
         created_by: uuid.UUID | None = None
-        async with self.session_factory() as session:
-            row = await TaskReadRepository.from_session(session).ownership(task_id)
+        row = await self._ownership(task_id)
         project_id: uuid.UUID | None
         if row is not None:
             project_id, created_by = row.project_id, row.created_by
         else:
             project_id = await self._accepted_task_project(task_id)
+        if project_id is None and await self._record_may_be_lost(task_id):
+            row = await self._wait_for_row(task_id)
+            if row is not None:
+                project_id, created_by = row.project_id, row.created_by
         if project_id is None:
             raise NotFoundError("Task not found")
         role = await self.access.role(principal, project_id, ProjectRole.VIEWER)
@@ -187,6 +204,51 @@ class CommandGateway:
         if not role_at_least(role, ProjectRole.MEMBER):
             raise ForbiddenError("This needs the member role in the project")
         return project_id
+
+    async def _ownership(self, task_id: uuid.UUID) -> TaskOwnership | None:
+        async with self.session_factory() as session:
+            return await TaskReadRepository.from_session(session).ownership(task_id)
+
+    async def _record_may_be_lost(self, task_id: uuid.UUID) -> bool:
+        """Whether a task unknown to PostgreSQL and Redis may still be an accepted create
+        whose record Redis lost (it keeps nothing across a restart): only when Redis cannot be
+        read, or started after the id was minted and within the record's lifetime. Ids this
+        API never mints (random v4) are unknown at once."""
+        now = datetime.now(UTC)
+        lifetime = timedelta(seconds=self.accepted_ttl_s)
+        minted = minted_at(task_id)
+        if minted is None and task_id.version != DERIVED_ID_VERSION:
+            return False
+        if minted is not None and minted < now - lifetime:
+            return False  # its record would have expired: the create was applied long ago
+        try:
+            uptime = int((await self.redis.info("server"))["uptime_in_seconds"])
+        except (RedisError, OSError, KeyError, ValueError):
+            return True
+        started = now - timedelta(seconds=uptime)
+        if minted is None:  # derived from an Idempotency-Key: no time to go by
+            return started > now - lifetime
+        return minted <= started + MINT_CLOCK_SKEW
+
+    async def _wait_for_row(self, task_id: uuid.UUID) -> TaskOwnership | None:
+        """Wait (bounded) for the consumer to write the task's row; 503 if it does not.
+        None: the task was stored and deleted since (a plain 404)."""
+        async with self.session_factory() as session:
+            if await TaskReadRepository.from_session(session).is_deleted(task_id):
+                return None
+        deadline = time.monotonic() + self.unapplied_wait_s
+        delay = 0.05
+        while (row := await self._ownership(task_id)) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise UnavailableError(
+                    "This task is not known yet: its create may still be waiting to be "
+                    "applied. Retry shortly.",
+                    retry_after_s=max(1, round(self.unapplied_wait_s)),
+                )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.5)
+        return row
 
     async def _accepted_task_project(self, task_id: uuid.UUID) -> uuid.UUID | None:
         try:

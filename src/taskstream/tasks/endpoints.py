@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
+from uuid_utils.compat import uuid7
 
 from taskstream.auth.principal import Principal
 from taskstream.dependencies import caller, trace_id_of
@@ -53,7 +54,9 @@ def _ids(request: Request[Any, Any, Any], index: int = 0) -> tuple[uuid.UUID, uu
     request produces the same ids and the consumer dedupes it; random otherwise."""
     key = idempotency_key(request.scope)
     if key is None:
-        return uuid.uuid4(), uuid.uuid4()
+        # time-ordered task ids: the time tells whether Redis could have lost its record
+        # (see CommandGateway.authorise_on_task); a command id needs no time
+        return uuid7(), uuid.uuid4()
     return derived_id(key, index, "task"), derived_id(key, index, "command")
 
 

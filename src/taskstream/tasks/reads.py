@@ -17,6 +17,9 @@ from taskstream.enums import TaskPriority, TaskStatus
 from taskstream.projects.models import ProjectMember
 from taskstream.tasks.models import ProjectActivity, ProjectStats, Task
 
+# (project_id, created_by) of a task
+TaskOwnership = Row[uuid.UUID, uuid.UUID]
+
 
 @dataclass(frozen=True, slots=True)
 class TaskFilter:
@@ -39,12 +42,17 @@ class TaskReadRepository:
         stmt = select(Task).where(Task.id == task_id, Task.deleted_at.is_(None))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def ownership(self, task_id: uuid.UUID) -> Row[uuid.UUID, uuid.UUID] | None:
+    async def ownership(self, task_id: uuid.UUID) -> TaskOwnership | None:
         """(project_id, created_by) of a live task."""
         stmt = select(Task.project_id, Task.created_by).where(
             Task.id == task_id, Task.deleted_at.is_(None)
         )
         return (await self.session.execute(stmt)).first()
+
+    async def is_deleted(self, task_id: uuid.UUID) -> bool:
+        """True when the task was stored and has since been deleted."""
+        stmt = select(Task.id).where(Task.id == task_id, Task.deleted_at.is_not(None))
+        return (await self.session.execute(stmt)).first() is not None
 
     async def page(
         self,
