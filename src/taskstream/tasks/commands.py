@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_ACCEPTED_TTL_S = 24 * 3600
 # Task ids derived from an Idempotency-Key (uuid5); random ones are uuid7 (time-ordered).
 DERIVED_ID_VERSION = 5
+# A task id derived from an Idempotency-Key carries no time: after a Redis restart older than
+# this, a create accepted before it has long been applied (consumer lag is seconds).
+DERIVED_ID_LOSS_WINDOW = timedelta(minutes=10)
 # How far the clocks of the API host that minted a task id and the one reading it may differ.
 MINT_CLOCK_SKEW = timedelta(seconds=5)
 
@@ -226,8 +229,10 @@ class CommandGateway:
         except (RedisError, OSError, KeyError, ValueError):
             return True
         started = now - timedelta(seconds=uptime)
-        if minted is None:  # derived from an Idempotency-Key: no time to go by
-            return started > now - lifetime
+        if minted is None:
+            # Derived from an Idempotency-Key: no time to go by. Only a restart within the
+            # last few minutes can have lost a record of a create still waiting to be applied.
+            return started > now - DERIVED_ID_LOSS_WINDOW
         return minted <= started + MINT_CLOCK_SKEW
 
     async def _wait_for_row(self, task_id: uuid.UUID) -> TaskOwnership | None:
