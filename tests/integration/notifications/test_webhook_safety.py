@@ -110,3 +110,34 @@ async def test_allowed_name_is_connected_by_address_with_its_host_header(
     await _finished(session_factory, named, DeliveryStatus.DELIVERED)
     (headers, _), *_ = receiver.requests
     assert headers["Host"] == f"localhost:{port}"
+
+
+async def test_a_webhook_belongs_to_the_project_and_outlives_its_creators_membership(
+    notif_settings: Settings, session_factory, team: Team, processes: Processes, receiver_factory
+) -> None:
+    """Policy (docs/notifications.md, "Who owns a webhook"): the project's integration keeps
+    firing after the maintainer who created it is removed."""
+    from sqlalchemy import delete
+
+    from taskstream.projects.models import ProjectMember
+
+    receiver = receiver_factory([200])
+    subscription = await subscribe(session_factory, team, receiver.url, ["task.created"])
+    async with transaction(session_factory) as session:
+        await session.execute(
+            update(WebhookSubscription)
+            .where(WebhookSubscription.id == subscription)
+            .values(created_by=team.maintainer)
+        )
+        await session.execute(
+            delete(ProjectMember).where(
+                ProjectMember.project_id == team.project_id,
+                ProjectMember.user_id == team.maintainer,
+            )
+        )
+    env = env_for(notif_settings)
+    processes.start("relay", ["relay", "--sweep-interval", "0"], env)
+    processes.start("worker", ["work", "--channels", "webhook"], env)
+    await add_to_outbox(session_factory, [task_event(team, "task.created", actor=team.owner)])
+    await _finished(session_factory, subscription, DeliveryStatus.DELIVERED)
+    assert len(receiver.requests) == 1
