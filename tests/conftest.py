@@ -42,8 +42,13 @@ def make_settings(**overrides: object) -> Settings:
     infra = base.infra.model_copy(update={"state_dir": ROOT / ".taskstream"})
     # rate-limit counters are per client IP (always 127.0.0.1 here): keep each run's apart
     redis = base.redis.model_copy(update={"limits_key_prefix": f"taskstream-limits-{RUN_ID}"})
+    # Test receivers listen on loopback over plain http: allowed here, refused by default.
+    webhooks = base.webhooks.model_copy(
+        update={"allowed_targets": ["127.0.0.0/8"], "allow_http": True}
+    )
     values = {
         "db": db,
+        "webhooks": webhooks,
         "kafka": kafka,
         "rabbit": rabbit,
         "infra": infra,

@@ -37,6 +37,7 @@ from taskstream.notifications.email import Mailer, deliver_email
 from taskstream.notifications.live import publish_live
 from taskstream.notifications.schemas import LiveNotification
 from taskstream.notifications.service import deliver_in_app
+from taskstream.notifications.webhook_targets import webhook_client
 from taskstream.notifications.worker_status import (
     HEARTBEAT_INTERVAL_S,
     ConsumerStatus,
@@ -322,7 +323,7 @@ async def run_worker(
         max_connections=settings.webhooks.max_in_flight,
         max_keepalive_connections=settings.webhooks.max_in_flight,
     )
-    async with httpx.AsyncClient(follow_redirects=False, limits=pool) as http:
+    async with webhook_client(settings, pool) as http:
         worker = NotificationWorker(
             settings, create_session_factory(engine), redis, http, mailer=mailer, channels=channels
         )

@@ -43,6 +43,10 @@ class ConflictError(DomainError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class WebhookQuotaExceededError(ConflictError):
+    slug, title = "webhook-quota-exceeded", "Webhook quota exceeded"
+
+
 class UnavailableError(DomainError):
     """A dependency (broker, database) cannot take the request now; retry later."""
 

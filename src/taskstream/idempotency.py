@@ -36,6 +36,10 @@ MAX_KEY_LENGTH: Final = 255
 IN_FLIGHT_TTL_S: Final = 60
 REPLAYED_HEADERS: Final = {b"content-type", b"location", b"retry-after"}
 ID_NAMESPACE: Final = uuid.UUID("0f6f4f0e-6a70-4c3e-9d39-5a2b8f9d1c42")
+# Routes answering credentials: nothing is stored (tokens would sit in Redis for the key's
+# lifetime, and a replayed refresh would skip reuse detection); the key is ignored there.
+# Registration answers no secret, so its key still replays the first answer.
+NOT_STORED_PATHS: Final = frozenset({"/auth/login", "/auth/refresh"})
 
 
 class StoredResponse(msgspec.Struct, array_like=True):
@@ -66,6 +70,9 @@ async def serve_idempotent(
     earlier request with the same key and body, refuse a different body (422) or a concurrent
     duplicate (409), else run it and store its response. Called by ``guard.RequestGuard``
     only when the header is present, so requests without a key pay nothing."""
+    if scope["path"].rstrip("/") in NOT_STORED_PATHS:
+        await app(scope, receive, send)
+        return
     key = raw_key.decode("latin-1").strip()
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ValidationFailedError(

@@ -6,6 +6,7 @@ Nothing else in the code base reads ``os.environ``.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -76,8 +77,14 @@ class WebhookSettings(BaseModel):
     # however slowly the receiver trickles bytes; a timed-out attempt is retried like a 5xx.
     attempt_deadline_s: float = Field(default=10.0, gt=0)
     connect_timeout_s: float = Field(default=3.0, gt=0)
-    # Only the head of a response body is read (for the attempt log); the rest is dropped.
-    max_response_bytes: int = Field(default=16_384, ge=0)
+    # Where webhooks may point besides public addresses: CIDRs ("127.0.0.0/8") or host names
+    # ("receiver.test"), for development and tests. Empty in production: every loopback,
+    # private, link-local, multicast or unspecified target is refused (webhook_targets.py).
+    allowed_targets: list[str] = Field(default_factory=list)
+    # Plain http targets: None means allowed in development only (https everywhere else).
+    allow_http: bool | None = None
+    # Subscriptions per project at most: each one multiplies every event of the project.
+    max_per_project: int = Field(default=20, ge=1)
     # Attempts in flight per destination (scheme, host, port); deliveries beyond it are deferred
     # through the retry delay queue instead of waiting, so a slow receiver holds at most this
     # many of the worker's prefetched messages and never the deliveries to other receivers.
@@ -189,6 +196,8 @@ class Settings(BaseSettings):
 
 
 def _env_value(value: object) -> str:
+    if isinstance(value, list):
+        return json.dumps(value)  # pydantic-settings reads complex values as JSON
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     if isinstance(value, bool):

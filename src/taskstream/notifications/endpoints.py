@@ -26,6 +26,7 @@ from taskstream.notifications.schemas import (
     Preferences,
     ReadAllResult,
     WebhookCreate,
+    WebhookCreated,
     WebhookDeliveryOut,
     WebhookOut,
 )
@@ -145,7 +146,7 @@ class WebhookController(Controller):
         "/",
         operation_id="createWebhook",
         status_code=HTTP_201_CREATED,
-        responses=problem_responses(403),
+        responses=problem_responses(403, 409),
     )
     async def create_webhook(
         self,
@@ -154,9 +155,12 @@ class WebhookController(Controller):
         data: JSONBody[WebhookCreate],
         current_user: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
-    ) -> WebhookOut:
-        """Subscribe a URL to events of the project; deliveries are signed with ``secret``."""
-        return await webhooks.create_webhook(db_session, current_user, project_id, data)
+        state: State,
+    ) -> WebhookCreated:
+        """Subscribe a public https URL to events of the project (Standard Webhooks signed)."""
+        return await webhooks.create_webhook(
+            db_session, current_user, project_id, data, state.settings
+        )
 
     @get("/", operation_id="listWebhooks", responses=problem_responses(403))
     async def list_webhooks(

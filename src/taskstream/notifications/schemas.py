@@ -52,7 +52,8 @@ class Preferences(RequestStruct):
 class WebhookCreate(RequestStruct):
     url: Url
     events: Annotated[list[Identifier], msgspec.Meta(min_length=1, max_length=32)]
-    secret: Secret
+    # Omitted: the server generates a Standard Webhooks secret and answers it once.
+    secret: Secret | None = None
 
 
 class WebhookOut(Schema):
@@ -62,6 +63,12 @@ class WebhookOut(Schema):
     events: list[str]
     active: bool
     created_at: datetime
+
+
+class WebhookCreated(WebhookOut, omit_defaults=True):
+    """The creation answer: ``secret`` only when the server generated it (shown once)."""
+
+    secret: str | None = None
 
 
 class WebhookAttemptOut(Schema):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.enums import DeliveryStatus
 from taskstream.notifications.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from taskstream.projects.models import Project
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,14 @@ class WebhookRepository:
         self.session.add(subscription)
         await self.session.flush()
         return subscription
+
+    async def count_for_update(self, project_id: uuid.UUID) -> int:
+        """The project's subscriptions, counted under its row lock (held to commit)."""
+        await self.session.execute(
+            select(Project.id).where(Project.id == project_id).with_for_update()
+        )
+        stmt = select(func.count()).where(WebhookSubscription.project_id == project_id)
+        return int((await self.session.execute(stmt)).scalar_one())
 
     async def subscriptions(self, project_id: uuid.UUID) -> list[WebhookSubscription]:
         stmt = (

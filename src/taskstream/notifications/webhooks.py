@@ -1,28 +1,43 @@
 """Webhooks: subscriptions, signed deliveries and their attempt log.
 
-A delivery is one event to one subscription; its id (uuid5 of event and subscription) is the
-``X-Taskstream-Delivery`` header receivers dedupe on. Each POST is signed:
-``X-Taskstream-Signature: sha256=<hex HMAC-SHA256(secret, f"{timestamp}." + body)>`` with the
-timestamp (unix seconds) in ``X-Taskstream-Timestamp``.
+Deliveries follow Standard Webhooks (https://www.standardwebhooks.com): ``webhook-id`` is the
+delivery id (uuid5 of event and subscription, stable across retries: receivers dedupe on it),
+``webhook-timestamp`` is unix seconds and ``webhook-signature`` is
+``v1,<base64 HMAC-SHA256(key, f"{id}.{timestamp}." + body)>``, so the signature covers the id
+and a captured request cannot be replayed under another id. The key is the base64-decoded part
+of a ``whsec_...`` secret (what the API generates); a free-form secret chosen by the client is
+used as its UTF-8 bytes (receivers using the ``standardwebhooks`` library pass
+``"whsec_" + base64(secret)``).
+
+Deprecated, sent for one more release: ``X-Taskstream-Delivery``, ``X-Taskstream-Event``,
+``X-Taskstream-Attempt``, ``X-Taskstream-Timestamp`` and ``X-Taskstream-Signature:
+sha256=<hex HMAC-SHA256(secret, f"{timestamp}." + body)>`` (which does not cover the id).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
+import secrets
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth.principal import Principal
 from taskstream.enums import DeliveryStatus, NotificationChannel, ProjectRole
-from taskstream.errors import FieldError, NotFoundError, ValidationFailedError
+from taskstream.errors import (
+    FieldError,
+    NotFoundError,
+    ValidationFailedError,
+    WebhookQuotaExceededError,
+)
 from taskstream.messages import EVENT_TYPES, DomainEvent
 from taskstream.notifications.events import event_project_id
 from taskstream.notifications.models import WebhookSubscription
@@ -30,22 +45,51 @@ from taskstream.notifications.recipients import notification_id
 from taskstream.notifications.schemas import (
     WebhookAttemptOut,
     WebhookCreate,
+    WebhookCreated,
     WebhookDeliveryOut,
     WebhookOut,
 )
 from taskstream.notifications.webhook_repository import DeliveryTarget, WebhookRepository
-from taskstream.settings import WebhookSettings
+from taskstream.notifications.webhook_targets import TargetRefusedError, WebhookTargetPolicy
+from taskstream.settings import Settings, WebhookSettings
 
+WEBHOOK_ID_HEADER = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
+SECRET_BYTES = 32
+# Deprecated headers (see the module docstring).
 DELIVERY_HEADER = "X-Taskstream-Delivery"
 EVENT_HEADER = "X-Taskstream-Event"
 TIMESTAMP_HEADER = "X-Taskstream-Timestamp"
 SIGNATURE_HEADER = "X-Taskstream-Signature"
 ATTEMPT_HEADER = "X-Taskstream-Attempt"
-ERROR_LIMIT = 500
+
+
+def generate_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a secret: decoded ``whsec_`` base64, else the secret's own bytes."""
+    if secret.startswith(SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+        except binascii.Error:
+            pass
+    return secret.encode()
+
+
+def sign_standard(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64>`` over ``f"{id}.{timestamp}." + body`` (Standard Webhooks)."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    mac = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """``sha256=<hex>`` over ``f"{timestamp}." + body``; receivers recompute and compare."""
+    """Deprecated ``sha256=<hex>`` over ``f"{timestamp}." + body``."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"sha256={mac.hexdigest()}"
 
@@ -53,7 +97,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 def verify(
     secret: str, timestamp: str, body: bytes, signature: str, tolerance_s: int = 300
 ) -> bool:
-    """What a receiver does: constant-time compare and refuse stale timestamps (replays)."""
+    """What a receiver of the deprecated headers does: constant-time compare, no stale ones."""
     try:
         ts = int(timestamp)
     except ValueError:
@@ -66,11 +110,10 @@ def verify(
 # --- subscriptions (HTTP side) --------------------------------------------------------------
 
 
-def _validate(body: WebhookCreate) -> None:
+async def _validate(body: WebhookCreate, policy: WebhookTargetPolicy) -> None:
     errors = []
-    parts = urlsplit(body.url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        errors.append(FieldError("url", "must be an absolute http(s) URL"))
+    if (refusal := await policy.registration_refusal(body.url)) is not None:
+        errors.append(FieldError("url", refusal))
     for index, event_type in enumerate(body.events):
         if event_type != "*" and event_type not in EVENT_TYPES:
             errors.append(FieldError(f"events[{index}]", f"unknown event type {event_type!r}"))
@@ -98,25 +141,41 @@ async def _require_maintainer(
 
 
 async def create_webhook(
-    session: AsyncSession, principal: Principal, project_id: uuid.UUID, body: WebhookCreate
-) -> WebhookOut:
-    """Subscribe a URL to some event types of a project (maintainers and owners)."""
+    session: AsyncSession,
+    principal: Principal,
+    project_id: uuid.UUID,
+    body: WebhookCreate,
+    settings: Settings,
+) -> WebhookCreated:
+    """Subscribe a public URL to some event types of a project (maintainers and owners).
+
+    Without a ``secret`` in the request one is generated (``whsec_`` + base64) and answered
+    once; it is stored as given (HMAC needs it) and never returned again.
+    """
     await _require_maintainer(session, principal, project_id)
-    _validate(body)
-    subscription = await WebhookRepository.from_session(session).add_subscription(
+    await _validate(body, WebhookTargetPolicy.from_settings(settings))
+    repo = WebhookRepository.from_session(session)
+    # Counted under the project's row lock so concurrent creations cannot pass the quota.
+    if await repo.count_for_update(project_id) >= settings.webhooks.max_per_project:
+        raise WebhookQuotaExceededError(
+            f"a project has at most {settings.webhooks.max_per_project} webhooks"
+        )
+    generated = generate_secret() if body.secret is None else None
+    subscription = await repo.add_subscription(
         WebhookSubscription(
             id=uuid.uuid4(),
             project_id=project_id,
             url=body.url,
             events=sorted(set(body.events)),
-            secret=body.secret,
+            secret=generated or body.secret,
             created_by=principal.user_id,
             active=True,
         )
     )
     await session.commit()
     await session.refresh(subscription)
-    return to_out(subscription)
+    out = to_out(subscription)
+    return WebhookCreated(**{f: getattr(out, f) for f in out.__struct_fields__}, secret=generated)
 
 
 async def list_webhooks(
@@ -239,16 +298,21 @@ async def attempt_delivery(
 ) -> AttemptResult:
     """POST the event once, signed; any 2xx counts as delivered.
 
-    The whole attempt (connect, send, response head, reading at most ``max_response_bytes`` of
-    the body) ends at ``attempt_deadline_s``: httpx's own timeouts are per operation, so a
-    receiver sending a byte every second would otherwise hold the attempt forever.
+    ``client`` is :func:`~taskstream.notifications.webhook_targets.webhook_client`: it refuses
+    non-public targets after resolving them and connects to the address it checked. The whole
+    attempt ends at ``attempt_deadline_s`` (httpx's timeouts are per operation, so a receiver
+    trickling bytes would otherwise hold it). No response body is read: the attempt log keeps
+    the status and a reason of our own wording, never what the target answered.
     """
     timestamp = int(time.time())
+    message_id = str(target.delivery_id)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "taskstream-webhooks/1",
-        "Accept-Encoding": "identity",  # the capped read below takes raw bytes, never inflated
-        DELIVERY_HEADER: str(target.delivery_id),
+        WEBHOOK_ID_HEADER: message_id,
+        WEBHOOK_TIMESTAMP_HEADER: str(timestamp),
+        WEBHOOK_SIGNATURE_HEADER: sign_standard(target.secret, message_id, timestamp, body),
+        DELIVERY_HEADER: message_id,
         EVENT_HEADER: event_type,
         TIMESTAMP_HEADER: str(timestamp),
         SIGNATURE_HEADER: sign(target.secret, timestamp, body),
@@ -266,37 +330,30 @@ async def attempt_delivery(
                 "POST", target.url, content=body, headers=headers, timeout=timeout
             )
             response = await client.send(request, stream=True)
-            try:
-                if response.is_success:
-                    return AttemptResult(True, response.status_code, None, elapsed_ms())
-                head = await _read_capped(response, limits.max_response_bytes)
-            finally:
-                await response.aclose()
+            await response.aclose()
     except TimeoutError:
         error = f"deadline: no complete response within {limits.attempt_deadline_s:g}s"
         return AttemptResult(False, None, error, elapsed_ms())
     except httpx.HTTPError as exc:
-        return AttemptResult(
-            False, None, f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], elapsed_ms()
-        )
-    text = head.decode("utf-8", errors="replace")[:200]
-    return AttemptResult(
-        False, response.status_code, f"HTTP {response.status_code}: {text}", elapsed_ms()
-    )
+        return AttemptResult(False, None, failure_reason(exc), elapsed_ms())
+    if response.is_success:
+        return AttemptResult(True, response.status_code, None, elapsed_ms())
+    return AttemptResult(False, response.status_code, f"HTTP {response.status_code}", elapsed_ms())
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    """At most ``limit`` bytes of the body; the rest is never read (the connection is closed)."""
-    chunks: list[bytes] = []
-    size = 0
-    if limit <= 0:
-        return b""
-    async for chunk in response.aiter_raw():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit]
+def failure_reason(exc: httpx.HTTPError) -> str:
+    """A short reason in our words: no text from the target or the resolver reaches the log."""
+    if isinstance(exc, TargetRefusedError):
+        return f"refused: {exc.reason}"[:200]
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection failed"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
+        return "protocol error"
+    return type(exc).__name__
 
 
 async def record_attempt(

@@ -156,14 +156,19 @@ async def add_member(
 async def remove_member(
     session: AsyncSession, principal: Principal, project_id: uuid.UUID, user_id: uuid.UUID
 ) -> None:
-    """Remove a member: maintainers remove others, anyone may leave; the owner stays."""
+    """Remove a member of strictly lower rank than the caller, or leave; the owner stays."""
     leaving = user_id == principal.user_id
     min_role = ProjectRole.VIEWER if leaving else ProjectRole.MAINTAINER
-    await require_project_role(session, principal, project_id, min_role)
+    caller_role = await require_project_role(session, principal, project_id, min_role)
     repo = ProjectRepository.from_session(session)
     project = await repo.get(project_id)
     if project is None:
         raise NotFoundError("Project not found")
+    target_role = await repo.member_role(project_id, user_id)
+    if target_role is None:
+        raise NotFoundError("The user is not a member of the project")
+    if not leaving and ROLE_RANK[target_role] >= ROLE_RANK[caller_role]:
+        raise ForbiddenError("Only members of a lower role than yours can be removed")
     if project.owner_id == user_id:
         raise ConflictError("The project owner cannot be removed")
     if not await repo.remove_member(project_id, user_id):

@@ -197,7 +197,11 @@ class CommandGateway:
                 project_id, created_by = row.project_id, row.created_by
         if project_id is None:
             raise NotFoundError("Task not found")
-        role = await self.access.role(principal, project_id, ProjectRole.VIEWER)
+        try:
+            role = await self.access.role(principal, project_id, ProjectRole.VIEWER)
+        except NotFoundError:
+            # The project's "not found" would tell a task that exists from a random id.
+            raise NotFoundError("Task not found") from None
         if deleting:
             if role_at_least(role, ProjectRole.MAINTAINER) or (
                 created_by == principal.user_id and role_at_least(role, ProjectRole.MEMBER)

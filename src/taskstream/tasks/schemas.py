@@ -15,7 +15,8 @@ from taskstream.fields import AwareDatetime, LongText, RequestStruct, Title
 
 class CreateTaskRequest(RequestStruct):
     """No ``projectId``: the caller's personal project. ``userId`` is accepted for
-    compatibility with older clients and ignored: the actor is always the token's user."""
+    compatibility with older clients (the Express seed sends an integer) and ignored: any JSON
+    scalar passes, and the actor is always the token's user."""
 
     title: Title
     description: LongText | None = None
@@ -23,7 +24,7 @@ class CreateTaskRequest(RequestStruct):
     priority: TaskPriority = TaskPriority.MEDIUM
     deadline: AwareDatetime | None = None
     assignee_id: uuid.UUID | None = None
-    user_id: uuid.UUID | None = None
+    user_id: str | int | float | bool | None = None
 
 
 class BatchCreateTasksRequest(RequestStruct):

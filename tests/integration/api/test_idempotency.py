@@ -65,3 +65,39 @@ async def test_registration_with_a_key_is_not_repeated(client):
     second = await client.post("/auth/register", json=body, headers=headers)
     assert first.status_code == second.status_code == 201
     assert first.json() == second.json()
+
+
+async def _redis_holds(app_redis, *secrets: str) -> bool:
+    async for key in app_redis.scan_iter(match="taskstream:idem:*"):
+        value = await app_redis.get(key)
+        if value and any(s.encode() in value for s in secrets):
+            return True
+    return False
+
+
+async def test_auth_routes_store_no_tokens_and_refresh_reuse_is_still_detected(client, app_redis):
+    from tests.integration.api.support import PASSWORD
+
+    email = f"idem-{uuid.uuid4().hex[:10]}@example.com"
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    registered = await client.post(
+        "/auth/register", json={"name": "Idem", "email": email, "password": PASSWORD}, headers=key
+    )
+    assert registered.status_code == 201
+    login = await client.post(
+        "/auth/login", json={"email": email, "password": PASSWORD}, headers=key
+    )
+    assert login.status_code == 200
+    tokens = login.json()
+    refresh_key = {"Idempotency-Key": uuid.uuid4().hex}
+    body = {"refreshToken": tokens["refreshToken"]}
+    first = await client.post("/auth/refresh", json=body, headers=refresh_key)
+    assert first.status_code == 200
+    again = await client.post("/auth/refresh", json=body, headers=refresh_key)
+    assert again.status_code == 401, again.text  # reuse detected, not a replayed 200
+    assert "idempotent-replayed" not in again.headers
+    # the family is revoked: the token the first refresh issued no longer works
+    rotated = {"refreshToken": first.json()["refreshToken"]}
+    assert (await client.post("/auth/refresh", json=rotated)).status_code == 401
+    secrets = [tokens["accessToken"], tokens["refreshToken"], first.json()["refreshToken"]]
+    assert not await _redis_holds(app_redis, *secrets)
