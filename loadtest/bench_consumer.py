@@ -27,10 +27,10 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from taskstream.infra.probes import asyncpg_dsn
 from taskstream.infra.topics import delete_topics, ensure_topics, topic_names
+from taskstream.kafka import new_producer
 from taskstream.messages import (
     Actor,
     CreateTask,
@@ -109,9 +109,7 @@ async def seed_project(dsn: str) -> tuple[uuid.UUID, uuid.UUID]:
 
 
 async def prefill(settings: Settings, user: uuid.UUID, project: uuid.UUID, n: int) -> float:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=10
-    )
+    producer = new_producer(settings.kafka, linger_ms=10)
     await producer.start()
     actor = Actor(user_id=user)
     started = time.perf_counter()

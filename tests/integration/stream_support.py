@@ -17,8 +17,8 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from consumers.lag import group_lag
 from taskstream.enums import ProjectRole, UserRole
+from taskstream.infra.lag import group_lag
 from taskstream.infra.probes import asyncpg_dsn
 from taskstream.infra.topics import ensure_topics
 from taskstream.messages import (

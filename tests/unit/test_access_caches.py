@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from taskstream.auth.middleware import UserStatusCache
+from taskstream.auth.bearer import UserStatusCache
 from taskstream.auth.principal import Principal
 from taskstream.enums import ProjectRole, UserRole
 from taskstream.errors import ForbiddenError, NotFoundError

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import click
 
 from taskstream.cli.running import run_until_signal
 from taskstream.enums import NotificationChannel
 from taskstream.settings import get_settings
-
-
-def _logging() -> None:
-    logging.basicConfig(
-        level=get_settings().log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
 
 
 @click.command("relay")
@@ -32,7 +24,6 @@ def relay(batch_size: int, sweep_interval: float) -> None:
     """Relay the outbox to RabbitMQ and Kafka, and run the overdue sweep."""
     from workers.relay import RelayOptions, run_relay  # noqa: PLC0415
 
-    _logging()
     options = RelayOptions(batch_size=batch_size, sweep_interval_s=sweep_interval)
     run_until_signal(lambda stop: run_relay(get_settings(), options, stop))
 
@@ -48,7 +39,6 @@ def work(channels: str) -> None:
     """Deliver notifications: in-app, email and webhooks from RabbitMQ."""
     from workers.worker import run_worker  # noqa: PLC0415
 
-    _logging()
     try:
         chosen = [NotificationChannel(c.strip()) for c in channels.split(",") if c.strip()]
     except ValueError as exc:

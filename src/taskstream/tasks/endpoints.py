@@ -18,10 +18,8 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from uuid_utils.compat import uuid7
 
 from taskstream.auth.principal import Principal
-from taskstream.dependencies import caller, trace_id_of
 from taskstream.enums import ProjectRole
 from taskstream.errors import DomainError, FieldError, ValidationFailedError
-from taskstream.idempotency import derived_id, idempotency_key
 from taskstream.messages import (
     AssignTask,
     CommandPayload,
@@ -47,6 +45,8 @@ from taskstream.tasks.schemas import (
     TransitionTaskRequest,
     UpdateTaskRequest,
 )
+from taskstream.web.dependencies import caller, trace_id_of
+from taskstream.web.idempotency import derived_id, idempotency_key
 
 
 def _ids(request: Request[Any, Any, Any], index: int = 0) -> tuple[uuid.UUID, uuid.UUID]:

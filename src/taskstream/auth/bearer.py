@@ -1,4 +1,4 @@
-"""Bearer-token authentication (called by ``taskstream.guard`` for every route not marked
+"""Bearer-token authentication (called by ``taskstream.web.guard`` for every route not marked
 ``exclude_from_auth=True``) and the cache of user status it relies on."""
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from taskstream.errors import (
     UnavailableError,
     ValidationFailedError,
 )
-from taskstream.ratelimit import client_ip
+from taskstream.web.ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
 
