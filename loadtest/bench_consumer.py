@@ -28,6 +28,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from taskstream.command_status.records import COMMANDS_CHANNEL
 from taskstream.infra.probes import asyncpg_dsn
 from taskstream.infra.topics import delete_topics, ensure_topics, topic_names
 from taskstream.kafka import new_producer
@@ -40,7 +41,6 @@ from taskstream.messages import (
     new_command,
 )
 from taskstream.settings import Settings
-from taskstream.tasks.repository import COMMANDS_CHANNEL
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = uuid.uuid4().hex[:8]

@@ -42,8 +42,7 @@ from taskstream.db import create_engine, create_session_factory, transaction
 from taskstream.infra.probes import asyncpg_dsn
 from taskstream.infra.topics import delete_topics, ensure_topics
 from taskstream.messages import DomainEvent, encode_event
-from taskstream.messaging.outbox import OutboxRepository
-from taskstream.notifications.outbox_relay import PendingEvent
+from taskstream.outbox.repository import OutboxRepository, PendingEvent
 from taskstream.settings import Settings
 from workers.rabbit import RabbitChannel
 from workers.relay import OutboxRelay, RelayOptions, event_properties

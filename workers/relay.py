@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskstream.db import create_engine, create_session_factory, transaction
 from taskstream.kafka import new_producer
 from taskstream.messages import TRACE_ID_HEADER
-from taskstream.notifications.outbox_relay import OutboxRelayRepository, PendingEvent, sweep_overdue
+from taskstream.outbox.repository import OutboxRepository, PendingEvent
 from taskstream.runtime import sleep_or_stop
 from taskstream.settings import Settings
+from taskstream.tasks.overdue import sweep_overdue
 from workers.kafka_batches import RELAY_MAX_BATCH_BYTES, produce_records
 from workers.rabbit import PublishNackedError, RabbitChannel, RabbitUnavailableError
 from workers.topology import Topology, declare_topology
@@ -131,7 +132,7 @@ class OutboxRelay:
         session = self.session_factory()
         try:
             await session.begin()
-            rows = await OutboxRelayRepository.from_session(session).claim_unsent(
+            rows = await OutboxRepository.from_session(session).claim_unsent(
                 self.options.batch_size
             )
             if not rows:
@@ -179,7 +180,7 @@ class OutboxRelay:
         """Wait for every confirm and ack of the batch, then mark its rows sent and commit."""
         try:
             await batch.confirmed
-            await OutboxRelayRepository.from_session(batch.session).mark_sent(
+            await OutboxRepository.from_session(batch.session).mark_sent(
                 [row.id for row in batch.rows]
             )
             await batch.session.commit()

@@ -17,7 +17,8 @@ from redis.asyncio import Redis
 from taskstream.auth.bearer import UserStatusCache
 from taskstream.auth.endpoints import AuthController, UsersController
 from taskstream.auth.tokens import TokenCodec
-from taskstream.commands.endpoints import CommandController
+from taskstream.command_status.endpoints import CommandController
+from taskstream.command_status.records import AcceptedRecorder
 from taskstream.db import create_engine, create_session_factory
 from taskstream.kafka import CommandPublisher
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
@@ -26,8 +27,9 @@ from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
 from taskstream.runtime import tune_gc
 from taskstream.settings import Settings, get_settings
-from taskstream.tasks.commands import AcceptedRecorder, CommandGateway
 from taskstream.tasks.endpoints import TaskController
+from taskstream.tasks.read_endpoints import ProjectStatsController
+from taskstream.tasks.service import TaskService
 from taskstream.web.bodies import ApiRequest
 from taskstream.web.dependencies import DEPENDENCIES
 from taskstream.web.guard import RequestGuard
@@ -66,7 +68,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         token_codec=TokenCodec(settings.auth),
         user_status=user_status,
         project_access=access,
-        commands=CommandGateway(
+        tasks=TaskService(
             publisher,
             redis,
             access,
@@ -74,6 +76,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             AcceptedRecorder(redis, settings.api.idempotency_ttl_s),
             accepted_ttl_s=settings.api.idempotency_ttl_s,
             unapplied_wait_s=settings.api.unapplied_task_wait_s,
+            batch_max_items=settings.api.batch_max_items,
         ),
     )
     tune_gc()
@@ -96,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         AuthController,
         UsersController,
         ProjectController,
+        ProjectStatsController,
         TaskController,
         CommandController,
         *NOTIFICATION_CONTROLLERS,

@@ -9,9 +9,9 @@ import uuid
 import pytest
 
 from taskstream.auth.bearer import UserStatusCache
-from taskstream.auth.principal import Principal
 from taskstream.enums import ProjectRole, UserRole
 from taskstream.errors import ForbiddenError, NotFoundError
+from taskstream.principal import Principal
 from taskstream.projects.access import ProjectAccessCache
 
 ALICE = Principal(user_id=uuid.uuid4(), role=UserRole.MEMBER)

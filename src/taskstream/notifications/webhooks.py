@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstream.auth.principal import Principal
 from taskstream.enums import DeliveryStatus, NotificationChannel, ProjectRole
 from taskstream.errors import FieldError, NotFoundError, ValidationFailedError
 from taskstream.messages import EVENT_TYPES, DomainEvent
@@ -34,6 +33,7 @@ from taskstream.notifications.schemas import (
     WebhookOut,
 )
 from taskstream.notifications.webhook_repository import DeliveryTarget, WebhookRepository
+from taskstream.principal import Principal
 from taskstream.settings import WebhookSettings
 
 DELIVERY_HEADER = "X-Taskstream-Delivery"

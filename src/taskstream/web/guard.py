@@ -25,7 +25,7 @@ from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskstream.auth.bearer import authenticate
-from taskstream.auth.principal import Principal
+from taskstream.principal import Principal
 from taskstream.web.idempotency import serve_idempotent
 from taskstream.web.ratelimit import RateLimiter, client_ip
 

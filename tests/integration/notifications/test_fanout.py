@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import select
 
 from taskstream.messages import decode_event
-from taskstream.messaging.models import OutboxEvent
+from taskstream.outbox.models import OutboxEvent
 from taskstream.settings import Settings
 from tests.integration.notifications.conftest import (
     Processes,

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from taskstream.enums import NotificationChannel
 from taskstream.messages import decode_event
-from taskstream.messaging.models import OutboxEvent
+from taskstream.outbox.models import OutboxEvent
 from taskstream.settings import Settings
 from tests.integration.notifications.conftest import Team, add_to_outbox, task_event
 from workers.kafka_batches import murmur2, partition_for
