@@ -43,6 +43,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeAlias
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -78,7 +79,7 @@ POISON_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnknownCommandErr
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # After SIGTERM a batch that still cannot be applied is abandoned (uncommitted) after this long.
 STOP_GRACE_S = 10.0
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 # Decoding yields to the event loop every this many records, so a long decode of the next batch
@@ -151,7 +152,7 @@ def dead_letter_headers(
     return [*(headers or ()), *((k, v.encode()) for k, v in extra.items())]
 
 
-class _FinishInFlightOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+class _FinishInFlightOnRevoke(ConsumerRebalanceListener):
     """Revocation waits (bounded) for the batch in flight, so it commits while still owned."""
 
     def __init__(self, applier: TaskCommandApplier) -> None:

@@ -29,9 +29,10 @@ from taskstream.outbox.repository import OutboxRepository, PendingEvent
 from taskstream.runtime import sleep_or_stop
 from taskstream.settings import Settings
 from taskstream.tasks.overdue import sweep_overdue
-from workers.kafka_batches import RELAY_MAX_BATCH_BYTES, produce_records
-from workers.rabbit import PublishNackedError, RabbitChannel, RabbitUnavailableError
-from workers.topology import Topology, declare_topology
+
+from .kafka_batches import RELAY_MAX_BATCH_BYTES, produce_records
+from .rabbit import PublishNackedError, RabbitChannel, RabbitUnavailableError
+from .topology import Topology, declare_topology
 
 log = logging.getLogger("taskstream.relay")
 

@@ -46,16 +46,17 @@ from taskstream.notifications.worker_status import (
 )
 from taskstream.runtime import sleep_or_stop
 from taskstream.settings import Settings
-from workers.handling import (
+
+from .handling import (
     BROKER_ERRORS,
     dead_letter,
     decode_or_dead_letter,
     is_transient,
     requeue_later,
 )
-from workers.rabbit import Delivery, RabbitChannel
-from workers.topology import Topology, declare_topology
-from workers.webhook_dispatch import WebhookDispatcher
+from .rabbit import Delivery, RabbitChannel
+from .topology import Topology, declare_topology
+from .webhook_dispatch import WebhookDispatcher
 
 log = logging.getLogger("taskstream.worker")
 

@@ -15,7 +15,7 @@ from taskstream.settings import get_settings
 @click.command("consume")
 def consume() -> None:
     """Apply task commands from Kafka to PostgreSQL until SIGTERM/SIGINT."""
-    from consumers.task_commands import run_applier  # noqa: PLC0415
+    from taskstream.consumers.task_commands import run_applier  # noqa: PLC0415
 
     settings = get_settings()
     # a batch keeps thousands of small objects alive; the applier collects gen 2 more often

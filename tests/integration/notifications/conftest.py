@@ -27,6 +27,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from taskstream.workers.topology import Topology
 
 from taskstream.auth.models import User
 from taskstream.db import transaction
@@ -42,7 +43,6 @@ from taskstream.outbox.models import OutboxEvent
 from taskstream.outbox.repository import OutboxRepository
 from taskstream.projects.models import Project, ProjectMember
 from taskstream.settings import Settings
-from workers.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "s3cret-for-tests-0123456789"

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pika
 import pytest
 from sqlalchemy import func, select, update
+from taskstream.workers.relay import OutboxRelay, RelayOptions
+from taskstream.workers.topology import Topology
 
 from taskstream.auth.models import User
 from taskstream.db import transaction
@@ -21,8 +23,6 @@ from taskstream.settings import Settings
 from taskstream.tasks.overdue import sweep_overdue
 from taskstream.tasks.read_repository import TaskReadRepository
 from tests.integration.notifications.conftest import Team, add_to_outbox, task_event
-from workers.relay import OutboxRelay, RelayOptions
-from workers.topology import Topology
 
 
 async def test_redelivered_events_create_no_second_notification(session_factory, team: Team):
