@@ -1,4 +1,4 @@
-"""Helpers for the stream-consumer tests (issue 4): seed data, build commands, read outcomes."""
+"""Helpers for the stream-consumer tests: seed data, build commands, read outcomes."""
 
 from __future__ import annotations
 

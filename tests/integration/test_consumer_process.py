@@ -1,4 +1,4 @@
-"""Real `taskstream consume` processes against tansu and PostgreSQL (issue 4 acceptance)."""
+"""Real `taskstream consume` processes against tansu and PostgreSQL."""
 
 from __future__ import annotations
 
