@@ -217,7 +217,10 @@ class TaskCommandApplier:
         )
         # acks=all (new_producer): a dead letter must be durable before we commit past it
         self.producer = new_producer(
-            self.kafka, client_id="taskstream-applier-dlq", max_request_size=8 * 1024 * 1024
+            self.kafka,
+            client_id="taskstream-applier-dlq",
+            linger_ms=self.kafka.linger_ms,
+            max_request_size=8 * 1024 * 1024,
         )
 
     async def run(self) -> None:

@@ -115,7 +115,9 @@ class OutboxRelay:
             # acks=all (new_producer): an event is relayed once every in-sync replica has it
             producer = new_producer(
                 kafka,
+                linger_ms=kafka.linger_ms,
                 max_batch_size=RELAY_MAX_BATCH_BYTES,  # a relay batch per partition in one go
+                request_timeout_ms=int(kafka.publish_timeout_s * 1000),
             )
             try:
                 await producer.start()

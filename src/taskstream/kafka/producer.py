@@ -7,8 +7,9 @@ semantics, set here visibly (aiokafka's defaults are unsafe for us):
 - ``enable_idempotence`` comes from ``KafkaSettings``: tansu (the local broker) does not
   implement InitProducerId, so it is off there. Duplicates from producer retries are harmless:
   the consumer dedupes on ``commandId`` in its inbox, and events carry stable ids.
-- ``request_timeout_ms`` defaults to the publish timeout, so a message its sender already gave
-  up on expires in the producer instead of being delivered minutes later.
+Batching and timeouts are the caller's (``linger_ms``, ``request_timeout_ms`` ...): the API and
+the relay set ``request_timeout_ms`` to the publish timeout, so a message its sender already
+gave up on expires in the producer instead of being delivered minutes later.
 """
 
 from __future__ import annotations
@@ -25,14 +26,9 @@ def new_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     (``linger_ms``, ``max_batch_size``, ``client_id`` ...), never the delivery guarantee."""
     if "acks" in overrides or "enable_idempotence" in overrides:
         raise ValueError("delivery semantics are fixed by new_producer")
-    options: dict[str, Any] = {
-        "linger_ms": settings.linger_ms,
-        "request_timeout_ms": int(settings.publish_timeout_s * 1000),
-        **overrides,
-    }
     return AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         acks="all",
         enable_idempotence=settings.enable_idempotence,
-        **options,
+        **overrides,
     )

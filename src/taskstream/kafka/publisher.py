@@ -44,6 +44,7 @@ class CommandPublisher:
             linger_ms=self.settings.linger_ms,  # concurrent requests share a batch
             max_batch_size=256 * 1024,
             max_request_size=4 * 1024 * 1024,  # a 1000-item batch fits in one request
+            request_timeout_ms=int(self.settings.publish_timeout_s * 1000),
             retry_backoff_ms=100,
             metadata_max_age_ms=60_000,
         )
