@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
-from consumers.lag import read_to_end, topic_partitions
+from taskstream.infra.lag import read_to_end, topic_partitions
+from taskstream.kafka import new_producer
 from taskstream.settings import KafkaSettings
 
 ERROR_HEADERS = frozenset(
@@ -79,9 +80,7 @@ async def replay_dead_letters(
             raise LookupError(f"no dead letter with id {', '.join(sorted(missing))}")
     if value is not None and len(letters) != 1:
         raise ValueError("a replacement value needs exactly one dead-letter id")
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=False
-    )
+    producer = new_producer(settings)
     await producer.start()
     try:
         for letter in letters:

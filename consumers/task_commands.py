@@ -37,16 +37,16 @@ a failing batch until it is durable, and the rebalance listener waits for the ba
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeAlias
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -61,6 +61,7 @@ from taskstream.db import (
     transaction,
 )
 from taskstream.infra.topics import ensure_topics
+from taskstream.kafka import new_producer
 from taskstream.messages import (
     TRACE_ID_HEADER,
     UnknownCommandError,
@@ -78,7 +79,7 @@ POISON_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnknownCommandErr
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # After SIGTERM a batch that still cannot be applied is abandoned (uncommitted) after this long.
 STOP_GRACE_S = 10.0
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 # Decoding yields to the event loop every this many records, so a long decode of the next batch
@@ -151,7 +152,7 @@ def dead_letter_headers(
     return [*(headers or ()), *((k, v.encode()) for k, v in extra.items())]
 
 
-class _FinishInFlightOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+class _FinishInFlightOnRevoke(ConsumerRebalanceListener):
     """Revocation waits (bounded) for the batch in flight, so it commits while still owned."""
 
     def __init__(self, applier: TaskCommandApplier) -> None:
@@ -214,11 +215,10 @@ class TaskCommandApplier:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024,
         )
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.kafka.bootstrap_servers,
+        # acks=all (new_producer): a dead letter must be durable before we commit past it
+        self.producer = new_producer(
+            self.kafka,
             client_id="taskstream-applier-dlq",
-            acks="all",  # a dead letter must be durable before we commit past it
-            enable_idempotence=False,  # tansu has no idempotent producer
             linger_ms=self.kafka.linger_ms,
             max_request_size=8 * 1024 * 1024,
         )
@@ -491,20 +491,6 @@ class TaskCommandApplier:
             log.warning("offset commit refused after a rebalance: %s", error)
         except KafkaError as error:
             log.warning("offset commit failed (%s); the batch will be redelivered", error)
-
-
-def tune_gc_for_batches() -> None:
-    """Process-wide GC policy for an applier process (call once, after start-up imports).
-
-    A batch keeps thousands of small objects alive (records, decoded commands, rows), and with
-    the default gen-0 threshold of 700 allocations the collector walks them over and over
-    (about a fifth of the applier's CPU in the benchmark). Start-up objects are frozen out of
-    collection and collections run every 50k allocations. The hot path creates no reference
-    cycles, so this changes when garbage is found, not whether.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 50)
 
 
 async def run_applier(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -2,12 +2,12 @@
 
     .venv/bin/python -m loadtest.bench_api [--seconds 10] [--connections 64] [--workers 2]
 
-Starts `taskstream api` (granian, uvloop, --factory taskstream.app:create_bench_app, which adds
-the unauthenticated ``POST /bench/*`` reference routes; ``/bench/noop`` returns 202 without
-doing anything) against the real PostgreSQL, Redis and tansu, registers a user and drives
+Starts `taskstream api` (granian, uvloop, --factory loadtest.bench_routes:create_bench_app,
+which adds the unauthenticated ``POST /bench/*`` reference routes; ``/bench/noop`` returns 202
+without doing anything) against the real PostgreSQL, Redis and tansu, registers a user and drives
 every route at 64 keep-alive connections, going through all of them twice and reporting the
 better round of each. Between the ceiling and POST /tasks sit three reference routes, each
-adding one cost (bench.py): reading the body, waiting for an acknowledgement that costs
+adding one cost (bench_routes.py): reading the body, waiting for an acknowledgement that costs
 nothing, and a real acks=all publish.
 
 POST /tasks does everything it does in production: JWT verification, the user-status and
@@ -44,7 +44,7 @@ from tests.integration.api.support import PASSWORD, ApiServer
 
 BODY = json.dumps({"title": "benchmark task", "priority": "high"})
 
-# name -> (path, label); each row adds one cost to the one above it (src/taskstream/bench.py)
+# name -> (path, label); each row adds one cost to the one above it (loadtest/bench_routes.py)
 ROUTES = {
     "noop": ("/bench/noop", "ceiling: bare 202, body not read"),
     "decode": ("/bench/decode", "+ read and decode the body"),
@@ -158,7 +158,7 @@ def main() -> int:
     settings = _bench_settings(args.linger_ms)
     asyncio.run(ensure_topics(settings.kafka, [settings.kafka.task_commands_topic]))
     server = ApiServer(
-        settings, workers=args.workers, factory="taskstream.app:create_bench_app"
+        settings, workers=args.workers, factory="loadtest.bench_routes:create_bench_app"
     ).start()
     try:
         email = f"bench-{uuid.uuid4().hex[:10]}@example.com"

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaProducer
 
+from taskstream.command_status.records import COMMANDS_CHANNEL
 from taskstream.infra.probes import asyncpg_dsn
 from taskstream.infra.topics import delete_topics, ensure_topics, topic_names
+from taskstream.kafka import new_producer
 from taskstream.messages import (
     Actor,
     CreateTask,
@@ -40,7 +41,6 @@ from taskstream.messages import (
     new_command,
 )
 from taskstream.settings import Settings
-from taskstream.tasks.repository import COMMANDS_CHANNEL
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = uuid.uuid4().hex[:8]
@@ -109,9 +109,7 @@ async def seed_project(dsn: str) -> tuple[uuid.UUID, uuid.UUID]:
 
 
 async def prefill(settings: Settings, user: uuid.UUID, project: uuid.UUID, n: int) -> float:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=10
-    )
+    producer = new_producer(settings.kafka, linger_ms=10)
     await producer.start()
     actor = Actor(user_id=user)
     started = time.perf_counter()

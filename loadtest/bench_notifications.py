@@ -37,17 +37,16 @@ from typing import Any
 
 import asyncpg
 import pika
+from taskstream.workers.rabbit import RabbitChannel
+from taskstream.workers.relay import OutboxRelay, RelayOptions, event_properties
+from taskstream.workers.topology import QUORUM, Topology, declare_topology
 
 from taskstream.db import create_engine, create_session_factory, transaction
 from taskstream.infra.probes import asyncpg_dsn
 from taskstream.infra.topics import delete_topics, ensure_topics
 from taskstream.messages import DomainEvent, encode_event
-from taskstream.messaging.outbox import OutboxRepository
-from taskstream.notifications.outbox_relay import PendingEvent
+from taskstream.outbox.repository import OutboxRepository, PendingEvent
 from taskstream.settings import Settings
-from workers.rabbit import RabbitChannel
-from workers.relay import OutboxRelay, RelayOptions, event_properties
-from workers.topology import QUORUM, Topology, declare_topology
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = uuid.uuid4().hex[:8]

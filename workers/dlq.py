@@ -10,7 +10,8 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from taskstream.settings import RabbitSettings
-from workers.topology import Topology
+
+from .topology import Topology
 
 REASON_HEADER = "x-dead-letter-reason"
 

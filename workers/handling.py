@@ -18,8 +18,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from taskstream.messages import DomainEvent
 from taskstream.notifications.events import PoisonEventError, decode_notification_event
-from workers.rabbit import Delivery, PublishNackedError, RabbitChannel, RabbitUnavailableError
-from workers.topology import Topology
+
+from .rabbit import Delivery, PublishNackedError, RabbitChannel, RabbitUnavailableError
+from .topology import Topology
 
 log = logging.getLogger("taskstream.worker")
 

@@ -10,7 +10,6 @@ the publish and before the commit resends the batch (workers dedupe by event id)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -24,12 +23,16 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskstream.db import create_engine, create_session_factory, transaction
+from taskstream.kafka import new_producer
 from taskstream.messages import TRACE_ID_HEADER
-from taskstream.notifications.outbox_relay import OutboxRelayRepository, PendingEvent, sweep_overdue
+from taskstream.outbox.repository import OutboxRepository, PendingEvent
+from taskstream.runtime import sleep_or_stop
 from taskstream.settings import Settings
-from workers.kafka_batches import RELAY_MAX_BATCH_BYTES, produce_records
-from workers.rabbit import PublishNackedError, RabbitChannel, RabbitUnavailableError
-from workers.topology import Topology, declare_topology
+from taskstream.tasks.overdue import sweep_overdue
+
+from .kafka_batches import RELAY_MAX_BATCH_BYTES, produce_records
+from .rabbit import PublishNackedError, RabbitChannel, RabbitUnavailableError
+from .topology import Topology, declare_topology
 
 log = logging.getLogger("taskstream.relay")
 
@@ -109,10 +112,9 @@ class OutboxRelay:
             log.info("relay connected to rabbitmq exchange %s", self.topology.exchange)
         if self.producer is None:
             kafka = self.settings.kafka
-            producer = AIOKafkaProducer(
-                bootstrap_servers=kafka.bootstrap_servers,
-                acks="all",  # an event is relayed only once every in-sync replica has it
-                enable_idempotence=False,  # tansu cannot (InitProducerId); dedupe is by event id
+            # acks=all (new_producer): an event is relayed once every in-sync replica has it
+            producer = new_producer(
+                kafka,
                 linger_ms=kafka.linger_ms,
                 max_batch_size=RELAY_MAX_BATCH_BYTES,  # a relay batch per partition in one go
                 request_timeout_ms=int(kafka.publish_timeout_s * 1000),
@@ -133,7 +135,7 @@ class OutboxRelay:
         session = self.session_factory()
         try:
             await session.begin()
-            rows = await OutboxRelayRepository.from_session(session).claim_unsent(
+            rows = await OutboxRepository.from_session(session).claim_unsent(
                 self.options.batch_size
             )
             if not rows:
@@ -181,7 +183,7 @@ class OutboxRelay:
         """Wait for every confirm and ack of the batch, then mark its rows sent and commit."""
         try:
             await batch.confirmed
-            await OutboxRelayRepository.from_session(batch.session).mark_sent(
+            await OutboxRepository.from_session(batch.session).mark_sent(
                 [row.id for row in batch.rows]
             )
             await batch.session.commit()
@@ -269,17 +271,12 @@ class OutboxRelay:
                 relayed = await self.drain()
                 backoff = 0.1
                 if relayed < self.options.batch_size:
-                    await _sleep_or_stop(stop, self.options.idle_poll_s)
+                    await sleep_or_stop(stop, self.options.idle_poll_s)
             except BROKER_ERRORS + DB_ERRORS as exc:
                 log.warning("relay batch failed (%r); retrying in %.1fs", exc, backoff)
                 await self._drop_rabbit()
-                await _sleep_or_stop(stop, backoff)
+                await sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, self.options.max_backoff_s)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def run_relay(settings: Settings, options: RelayOptions, stop: asyncio.Event) -> None:

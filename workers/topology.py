@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from taskstream.enums import NotificationChannel
 from taskstream.settings import RabbitSettings
-from workers.rabbit import RabbitChannel
+
+from .rabbit import RabbitChannel
 
 QUORUM = {"x-queue-type": "quorum"}
 

@@ -34,15 +34,16 @@ from taskstream.notifications.webhooks import (
     record_attempt,
 )
 from taskstream.settings import Settings
-from workers.handling import (
+
+from .handling import (
     BROKER_ERRORS,
     DELIVERY_ID_HEADER,
     dead_letter,
     is_transient,
     requeue_later,
 )
-from workers.rabbit import Delivery, RabbitChannel
-from workers.topology import Topology
+from .rabbit import Delivery, RabbitChannel
+from .topology import Topology
 
 log = logging.getLogger("taskstream.worker")
 BATCH_WAIT_S = 0.01
@@ -123,7 +124,9 @@ class WebhookDispatcher:
                 getter = asyncio.ensure_future(
                     rabbit.next_batch(inbox, self.settings.rabbit.prefetch, BATCH_WAIT_S)
                 )
-                await asyncio.wait([getter, failed], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(  # type: ignore[type-var]  # a Future and a Task of other types
+                    [getter, failed], return_when=asyncio.FIRST_COMPLETED
+                )
                 if failed.done():
                     getter.cancel()
                     failed.result()

@@ -45,17 +45,19 @@ from taskstream.notifications.worker_status import (
     clear_worker_status,
     write_worker_status,
 )
+from taskstream.runtime import sleep_or_stop
 from taskstream.settings import Settings
-from workers.handling import (
+
+from .handling import (
     BROKER_ERRORS,
     dead_letter,
     decode_or_dead_letter,
     is_transient,
     requeue_later,
 )
-from workers.rabbit import Delivery, RabbitChannel
-from workers.topology import Topology, declare_topology
-from workers.webhook_dispatch import WebhookDispatcher
+from .rabbit import Delivery, RabbitChannel
+from .topology import Topology, declare_topology
+from .webhook_dispatch import WebhookDispatcher
 
 log = logging.getLogger("taskstream.worker")
 
@@ -177,7 +179,7 @@ class NotificationWorker:
                 health.failed(exc)
             finally:
                 await rabbit.close()
-            await _sleep_or_stop(stop, backoff)
+            await sleep_or_stop(stop, backoff)
             backoff = min(backoff * 2, 5.0)
 
     async def _consume(
@@ -304,11 +306,6 @@ class NotificationWorker:
                 await requeue_later(rabbit, [delivery], exc)
                 continue
             rabbit.ack(delivery.delivery_tag)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def run_worker(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,31 +14,32 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
+from taskstream.auth.bearer import UserStatusCache
 from taskstream.auth.endpoints import AuthController, UsersController
-from taskstream.auth.middleware import UserStatusCache
 from taskstream.auth.tokens import TokenCodec
-from taskstream.bench import BENCH_ROUTES
-from taskstream.bodies import ApiRequest
-from taskstream.commands.endpoints import CommandController
+from taskstream.command_status.endpoints import CommandController
+from taskstream.command_status.records import AcceptedRecorder
 from taskstream.db import create_engine, create_session_factory
-from taskstream.dependencies import DEPENDENCIES
-from taskstream.guard import RequestGuard
-from taskstream.health import HealthController
 from taskstream.kafka import CommandPublisher
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
-from taskstream.ratelimit import RateLimiter
+from taskstream.runtime import tune_gc
 from taskstream.settings import Settings, get_settings
-from taskstream.tasks.commands import AcceptedRecorder, CommandGateway
 from taskstream.tasks.endpoints import TaskController
+from taskstream.tasks.read_endpoints import ProjectStatsController
+from taskstream.tasks.service import TaskService
+from taskstream.web.bodies import ApiRequest
+from taskstream.web.dependencies import DEPENDENCIES
+from taskstream.web.guard import RequestGuard
+from taskstream.web.health import HealthController
+from taskstream.web.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
 # Generous: a saturated event loop must not turn slow replies into reconnect storms.
 REDIS_TIMEOUT_S = 3.0
-GC_GEN0_THRESHOLD = 50_000
 
 
 @asynccontextmanager
@@ -68,7 +68,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         token_codec=TokenCodec(settings.auth),
         user_status=user_status,
         project_access=access,
-        commands=CommandGateway(
+        tasks=TaskService(
             publisher,
             redis,
             access,
@@ -76,9 +76,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             AcceptedRecorder(redis, settings.api.idempotency_ttl_s),
             accepted_ttl_s=settings.api.idempotency_ttl_s,
             unapplied_wait_s=settings.api.unapplied_task_wait_s,
+            batch_max_items=settings.api.batch_max_items,
         ),
     )
-    _tune_gc()
+    tune_gc()
     try:
         yield
     finally:
@@ -90,18 +91,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await engine.dispose()
 
 
-def _tune_gc() -> None:
-    """Fewer cyclic-GC passes per request. Every request allocates a few hundred container
-    objects (scope, coroutines, futures), so with the default gen-0 threshold of 700 the
-    collector ran every couple of requests and took ~7 % of a loaded worker. Objects alive
-    after startup (modules, the app, pools) are frozen out of every future collection.
-    Cycles are still collected; memory per worker stays bounded by the higher threshold."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 100)
-
-
-def create_app(settings: Settings | None = None, *, bench_routes: bool = False) -> Litestar:
+def create_app(settings: Settings | None = None) -> Litestar:
     """Build the API; resources are opened on startup and closed on shutdown."""
     settings = settings or get_settings()
     handlers: list[Any] = [
@@ -109,12 +99,11 @@ def create_app(settings: Settings | None = None, *, bench_routes: bool = False) 
         AuthController,
         UsersController,
         ProjectController,
+        ProjectStatsController,
         TaskController,
         CommandController,
         *NOTIFICATION_CONTROLLERS,
     ]
-    if bench_routes:
-        handlers += BENCH_ROUTES
     app = Litestar(
         route_handlers=handlers,
         state=State({"settings": settings}),
@@ -153,8 +142,3 @@ def _document_problems(app: Litestar) -> None:
         for handler in getattr(route, "route_handlers", []):
             if isinstance(handler, HTTPRouteHandler) and handler.include_in_schema:
                 handler.responses = {**problem_responses(), **(handler.responses or {})}
-
-
-def create_bench_app() -> Litestar:
-    """The app plus the unauthenticated ``/bench/*`` reference routes (benchmarks only)."""
-    return create_app(bench_routes=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from enum import Enum as PyEnum
+from typing import Any, Self
 
 import asyncpg
 from sqlalchemy import DateTime, Enum, MetaData, func
@@ -41,6 +42,29 @@ def created_at_column() -> Mapped[datetime]:
 def pg_enum(enum_cls: type[PyEnum], name: str) -> Enum:
     """A native PostgreSQL enum storing the members' values (lower-case), not their names."""
     return Enum(enum_cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+class Repository:
+    """Base of every repository: SQL on the caller's session, inside the caller's transaction
+    (a repository never commits)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> Self:
+        return cls(session)
+
+    async def copy_rows(self, table: str, columns: Sequence[str], records: Sequence[Any]) -> None:
+        """COPY rows into ``table`` on the session's own connection (same transaction): two to
+        three times the rate of INSERT, for rows that can only be new."""
+        if not records:
+            return
+        connection = await self.session.connection()  # already inside the transaction
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(table, records=records, columns=columns)
 
 
 def create_engine(settings: DatabaseSettings, **overrides: object) -> AsyncEngine:

@@ -98,6 +98,10 @@ def parse_storable_datetime(text: str) -> datetime:
     return value
 
 
+class ApiStruct(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=False):
+    """Base of HTTP contracts: camelCase JSON."""
+
+
 class RequestStruct(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=False):
     """Base of every request body: camelCase JSON, and datetimes checked for storability.
 
@@ -145,6 +149,7 @@ def pattern_message(message: str) -> str:
 __all__ = [
     "CURSOR_QUERY",
     "MAX_JSON_DEPTH",
+    "ApiStruct",
     "AwareDatetime",
     "Cursor",
     "Email",

@@ -2,7 +2,6 @@
 
 from taskstream.auth.models import RefreshSession, User
 from taskstream.db import Base
-from taskstream.messaging.models import InboxEntry, OutboxEvent
 from taskstream.notifications.models import (
     EmailDelivery,
     Notification,
@@ -11,6 +10,7 @@ from taskstream.notifications.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from taskstream.outbox.models import InboxEntry, OutboxEvent
 from taskstream.projects.models import Project, ProjectMember
 from taskstream.tasks.models import (
     CommandStatus,

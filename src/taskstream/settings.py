@@ -44,6 +44,10 @@ class KafkaSettings(BaseModel):
     consumer_group: str = "taskstream-appliers"
     publish_timeout_s: float = Field(default=5.0, gt=0)
     linger_ms: int = Field(default=2, ge=0)
+    # The idempotent producer needs InitProducerId, which tansu (the local broker) lacks; turn
+    # it on against a broker that has it. Off, a producer retry can duplicate a message, which
+    # every consumer tolerates (inbox dedupe on commandId, event ids downstream).
+    enable_idempotence: bool = False
     # Commands per apply transaction at most (a caught-up consumer applies smaller batches):
     # the per-transaction cost amortises up to a few thousand (BENCHMARKS.md, consumers).
     max_batch_size: int = Field(default=5000, ge=1)

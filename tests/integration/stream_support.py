@@ -1,4 +1,4 @@
-"""Helpers for the stream-consumer tests (issue 4): seed data, build commands, read outcomes."""
+"""Helpers for the stream-consumer tests: seed data, build commands, read outcomes."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from consumers.lag import group_lag
 from taskstream.enums import ProjectRole, UserRole
+from taskstream.infra.lag import group_lag
 from taskstream.infra.probes import asyncpg_dsn
 from taskstream.infra.topics import ensure_topics
 from taskstream.messages import (

@@ -24,10 +24,10 @@ from taskstream.messages import (
     encode_event,
     new_command,
 )
-from taskstream.messaging.outbox import derived_event_id
+from taskstream.outbox.ids import derived_event_id
 from taskstream.tasks.apply import ApplyResult, InboundCommand, apply_task_commands
+from taskstream.tasks.read_repository import TaskReadRepository
 from taskstream.tasks.repository import COMMANDS_CHANNEL
-from taskstream.tasks.stats import read_project_stats
 from tests.integration.stream_support import Team, command_on, create_command, dsn_of, seed_team
 
 Factory = async_sessionmaker[AsyncSession]
@@ -234,13 +234,16 @@ async def test_soft_delete_and_stats(
     )
     assert await pg.fetchval("SELECT deleted_at IS NOT NULL FROM tasks WHERE id = $1", t0)
     async with session_factory() as session:
-        stats = await read_project_stats(session, team.project_id, past - timedelta(days=1))
-    assert stats.by_status["done"] == 1
-    assert stats.by_status["cancelled"] == 1
-    assert stats.deleted == 1
+        stats = await TaskReadRepository.from_session(session).project_stats(
+            team.project_id, past - timedelta(days=1)
+        )
+    assert stats is not None
+    assert stats.counters["done"] == 1
+    assert stats.counters["cancelled"] == 1
+    assert stats.counters["deleted"] == 1
     assert stats.overdue == 1  # only the untouched open task with a past deadline
-    assert sum(a.completed for a in stats.activity) == 1
-    assert sum(a.created for a in stats.activity) >= 4
+    assert sum(completed for _, _, completed in stats.activity) == 1
+    assert sum(created for _, created, _ in stats.activity) >= 4
 
 
 async def test_a_rolled_back_batch_leaves_nothing_and_notifies_nobody(

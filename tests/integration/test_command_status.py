@@ -14,15 +14,16 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from taskstream.auth.principal import Principal
-from taskstream.commands.repository import CommandStatusRepository, accepted_key
-from taskstream.commands.service import get_command_status
-from taskstream.commands.waiter import SettledListener
+from taskstream.command_status.records import accepted_key
+from taskstream.command_status.repository import CommandStatusRepository
+from taskstream.command_status.service import get_command_status
+from taskstream.command_status.waiter import SettledListener
 from taskstream.db import transaction
 from taskstream.enums import UserRole
 from taskstream.errors import NotFoundError
 from taskstream.infra.probes import asyncpg_dsn
 from taskstream.messages import TaskCommand, UpdateTask
+from taskstream.principal import Principal
 from taskstream.settings import Settings
 from taskstream.tasks.apply import apply_task_commands
 from tests.integration.stream_support import Team, command_on, create_command, dsn_of, seed_team

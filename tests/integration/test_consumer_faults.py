@@ -18,8 +18,8 @@ from pathlib import Path
 import asyncpg
 import msgspec
 import pytest
+from taskstream.consumers.dlq import read_dead_letters
 
-from consumers.dlq import read_dead_letters
 from taskstream.enums import UserRole
 from taskstream.messages import Actor, CreateTask, UpdateTask, encode_command, new_command
 from taskstream.settings import Settings

@@ -12,8 +12,8 @@ from pathlib import Path
 import asyncpg
 import msgspec
 import pytest
+from taskstream.consumers.dlq import read_dead_letters
 
-from consumers.dlq import read_dead_letters
 from taskstream.enums import ReviewVerdict, TaskStatus
 from taskstream.messages import (
     AssignTask,

@@ -1,4 +1,4 @@
-"""Real `taskstream consume` processes against tansu and PostgreSQL (issue 4 acceptance)."""
+"""Real `taskstream consume` processes against tansu and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from consumers.lag import group_lag
-from taskstream.health import health_report
+from taskstream.infra.lag import group_lag
 from taskstream.infra.topics import ensure_topics
 from taskstream.settings import Settings
+from taskstream.web.health import health_report
 from tests.integration.stream_support import (
     ConsumerProcess,
     Lane,

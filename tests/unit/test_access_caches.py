@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from taskstream.auth.middleware import UserStatusCache
-from taskstream.auth.principal import Principal
+from taskstream.auth.bearer import UserStatusCache
 from taskstream.enums import ProjectRole, UserRole
 from taskstream.errors import ForbiddenError, NotFoundError
+from taskstream.principal import Principal
 from taskstream.projects.access import ProjectAccessCache
 
 ALICE = Principal(user_id=uuid.uuid4(), role=UserRole.MEMBER)

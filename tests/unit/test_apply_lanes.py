@@ -6,8 +6,8 @@ import uuid
 
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from taskstream.consumers.task_commands import PreparedBatch
 
-from consumers.task_commands import PreparedBatch
 from taskstream.messages import Actor, CreateTask, new_command
 from taskstream.tasks.apply import InboundCommand
 

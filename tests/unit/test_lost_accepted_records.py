@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from taskstream.tasks.commands import CommandGateway, minted_at
+from taskstream.tasks.service import TaskService, minted_at
 
 
 class _Info:
@@ -25,8 +25,8 @@ class _Info:
         return {"uptime_in_seconds": int(self.uptime_s)}
 
 
-def _gateway(uptime_s: float | None) -> CommandGateway:
-    gateway = CommandGateway.__new__(CommandGateway)
+def _gateway(uptime_s: float | None) -> TaskService:
+    gateway = TaskService.__new__(TaskService)
     gateway.redis = _Info(uptime_s)  # type: ignore[assignment]
     gateway.accepted_ttl_s = 24 * 3600
     return gateway

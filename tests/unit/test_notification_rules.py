@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from taskstream.workers.topology import Topology
 
 from taskstream.enums import NotificationChannel
 from taskstream.messages import DomainEvent, encode_event
@@ -15,7 +16,6 @@ from taskstream.notifications.recipients import candidate_recipients, notificati
 from taskstream.notifications.texts import render_title
 from taskstream.notifications.webhooks import sign, verify
 from taskstream.settings import RabbitSettings
-from workers.topology import Topology
 
 OWNER, MAINT, ALICE, BOB, CAROL = (uuid.uuid4() for _ in range(5))
 

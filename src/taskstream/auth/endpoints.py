@@ -10,7 +10,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth import service
-from taskstream.auth.principal import Principal
 from taskstream.auth.schemas import (
     LoginRequest,
     LogoutRequest,
@@ -19,6 +18,7 @@ from taskstream.auth.schemas import (
     TokenResponse,
     UserResponse,
 )
+from taskstream.principal import Principal
 from taskstream.problems import problem_responses
 
 

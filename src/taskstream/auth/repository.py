@@ -6,20 +6,13 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth.models import RefreshSession, User
+from taskstream.db import Repository
 from taskstream.enums import UserRole
 
 
-class UserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> UserRepository:
-        return cls(session)
-
+class UserRepository(Repository):
     async def get_active(self, user_id: uuid.UUID) -> User | None:
         stmt = select(User).where(User.id == user_id, User.deleted_at.is_(None))
         return (await self.session.execute(stmt)).scalar_one_or_none()
@@ -44,14 +37,7 @@ class UserRepository:
         await self.session.flush()
 
 
-class RefreshSessionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> RefreshSessionRepository:
-        return cls(session)
-
+class RefreshSessionRepository(Repository):
     async def add(
         self, user_id: uuid.UUID, family_id: uuid.UUID, token_hash: str, expires_at: datetime
     ) -> None:

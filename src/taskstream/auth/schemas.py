@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-import msgspec
-
 from taskstream.enums import UserRole
-from taskstream.fields import Email, Name, Password, RequestStruct, Token
-
-
-class ApiStruct(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=False):
-    """Base of HTTP contracts: camelCase JSON."""
+from taskstream.fields import ApiStruct, Email, Name, Password, RequestStruct, Token
 
 
 class RegisterRequest(RequestStruct):

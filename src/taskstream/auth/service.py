@@ -23,7 +23,8 @@ from taskstream.errors import (
     ValidationFailedError,
 )
 from taskstream.messages import DomainEvent
-from taskstream.messaging.outbox import OutboxRepository, derived_event_id
+from taskstream.outbox.ids import derived_event_id
+from taskstream.outbox.repository import OutboxRepository
 from taskstream.projects.service import create_project
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

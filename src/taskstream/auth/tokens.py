@@ -11,9 +11,9 @@ from typing import Any
 
 import jwt
 
-from taskstream.auth.principal import Principal
 from taskstream.enums import UserRole
 from taskstream.errors import UnauthorizedError
+from taskstream.principal import Principal
 from taskstream.settings import AuthSettings
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from taskstream.cli import config, consume, dlq, infra, serve, work
-from taskstream.logs import configure_logging
+from taskstream.cli.logs import configure_logging
 from taskstream.settings import get_settings
 
 

@@ -4,24 +4,22 @@ partition count); `taskstream consumers lag`: where the group stands."""
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import click
 
 from taskstream.cli.running import run_until_signal
+from taskstream.runtime import tune_gc
 from taskstream.settings import get_settings
 
 
 @click.command("consume")
 def consume() -> None:
     """Apply task commands from Kafka to PostgreSQL until SIGTERM/SIGINT."""
-    from consumers.task_commands import run_applier, tune_gc_for_batches  # noqa: PLC0415
+    from taskstream.consumers.task_commands import run_applier  # noqa: PLC0415
 
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    tune_gc_for_batches()
+    # a batch keeps thousands of small objects alive; the applier collects gen 2 more often
+    tune_gc(gen2_threshold=50)
 
     # on uvloop; SIGTERM/SIGINT: finish the batch, commit, leave the group
     run_until_signal(lambda stop: run_applier(settings, stop))
@@ -36,7 +34,7 @@ def consumers_group() -> None:
 @click.option("--timeout", type=float, default=10.0, show_default=True)
 def lag(timeout: float) -> None:
     """Committed offset, end offset and lag per partition of the consumer group."""
-    from consumers.lag import group_lag  # noqa: PLC0415
+    from taskstream.infra.lag import group_lag  # noqa: PLC0415
 
     settings = get_settings()
     report = asyncio.run(group_lag(settings.kafka, timeout))

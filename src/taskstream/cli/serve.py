@@ -23,7 +23,7 @@ RUN_COMPONENTS: list[list[str]] = [["api"], ["consume"], ["relay"], ["work"]]
     "--factory",
     default="taskstream.app:create_app",
     show_default=True,
-    help="app factory; loadtest uses taskstream.app:create_bench_app (adds POST /bench/noop)",
+    help="app factory (module:function); the API benchmark serves its own",
 )
 def api(workers: int | None, port: int | None, factory: str) -> None:
     """Serve the Litestar API with granian."""

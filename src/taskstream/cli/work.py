@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import click
 
 from taskstream.cli.running import run_until_signal
 from taskstream.enums import NotificationChannel
 from taskstream.settings import get_settings
-
-
-def _logging() -> None:
-    logging.basicConfig(
-        level=get_settings().log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
 
 
 @click.command("relay")
@@ -30,9 +22,8 @@ def _logging() -> None:
 )
 def relay(batch_size: int, sweep_interval: float) -> None:
     """Relay the outbox to RabbitMQ and Kafka, and run the overdue sweep."""
-    from workers.relay import RelayOptions, run_relay  # noqa: PLC0415
+    from taskstream.workers.relay import RelayOptions, run_relay  # noqa: PLC0415
 
-    _logging()
     options = RelayOptions(batch_size=batch_size, sweep_interval_s=sweep_interval)
     run_until_signal(lambda stop: run_relay(get_settings(), options, stop))
 
@@ -46,9 +37,8 @@ def relay(batch_size: int, sweep_interval: float) -> None:
 )
 def work(channels: str) -> None:
     """Deliver notifications: in-app, email and webhooks from RabbitMQ."""
-    from workers.worker import run_worker  # noqa: PLC0415
+    from taskstream.workers.worker import run_worker  # noqa: PLC0415
 
-    _logging()
     try:
         chosen = [NotificationChannel(c.strip()) for c in channels.split(",") if c.strip()]
     except ValueError as exc:
@@ -59,7 +49,7 @@ def work(channels: str) -> None:
 @click.command("sweep")
 def sweep() -> None:
     """Emit task.overdue for tasks past their deadline (once per task), then exit."""
-    from workers.relay import sweep_once  # noqa: PLC0415
+    from taskstream.workers.relay import sweep_once  # noqa: PLC0415
 
     click.echo(f"marked overdue: {asyncio.run(sweep_once(get_settings()))}")
 
@@ -73,7 +63,7 @@ def dlq_rabbit() -> None:
 @click.option("--limit", type=int, default=100, show_default=True)
 def dlq_list(limit: int) -> None:
     """Show dead letters with their reason (they stay in the queue)."""
-    from workers.dlq import list_dead_letters  # noqa: PLC0415
+    from taskstream.workers.dlq import list_dead_letters  # noqa: PLC0415
 
     letters = list_dead_letters(get_settings().rabbit, limit)
     for letter in letters:
@@ -88,7 +78,7 @@ def dlq_list(limit: int) -> None:
 @click.option("--limit", type=int, default=100, show_default=True)
 def dlq_replay(limit: int) -> None:
     """Move dead letters back to the queue they came from."""
-    from workers.dlq import replay_dead_letters  # noqa: PLC0415
+    from taskstream.workers.dlq import replay_dead_letters  # noqa: PLC0415
 
     click.echo(f"replayed: {replay_dead_letters(get_settings().rabbit, limit)}")
 
@@ -97,7 +87,7 @@ def dlq_replay(limit: int) -> None:
 @click.confirmation_option(prompt="Drop every dead letter?")
 def dlq_purge() -> None:
     """Drop every dead letter."""
-    from workers.dlq import purge_dead_letters  # noqa: PLC0415
+    from taskstream.workers.dlq import purge_dead_letters  # noqa: PLC0415
 
     click.echo(f"purged: {purge_dead_letters(get_settings().rabbit)}")
 

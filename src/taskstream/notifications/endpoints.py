@@ -16,7 +16,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstream.auth.principal import Principal
 from taskstream.fields import CURSOR_QUERY, Cursor
 from taskstream.notifications import service, webhooks
 from taskstream.notifications.live import subscribe_live
@@ -30,6 +29,7 @@ from taskstream.notifications.schemas import (
     WebhookDeliveryOut,
     WebhookOut,
 )
+from taskstream.principal import Principal
 from taskstream.problems import problem_responses
 
 # Bounds of a page (the service refuses the same range; here it is also in the schema).

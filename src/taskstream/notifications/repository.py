@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth.models import User
+from taskstream.db import Repository
 from taskstream.enums import NotificationChannel, ProjectRole
 from taskstream.notifications.models import EmailDelivery, Notification, NotificationPreference
 from taskstream.notifications.schemas import LiveNotification
@@ -48,14 +48,7 @@ class NewNotification:
     data: dict[str, Any]
 
 
-class NotificationRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> NotificationRepository:
-        return cls(session)
-
+class NotificationRepository(Repository):
     # --- recipients -------------------------------------------------------------------------
 
     async def project_managers(

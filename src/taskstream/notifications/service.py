@@ -10,7 +10,6 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstream.auth.principal import Principal
 from taskstream.enums import NotificationChannel
 from taskstream.errors import FieldError, NotFoundError, ValidationFailedError
 from taskstream.fields import parse_storable_datetime
@@ -33,6 +32,7 @@ from taskstream.notifications.schemas import (
     Preferences,
 )
 from taskstream.notifications.texts import render_data, render_title
+from taskstream.principal import Principal
 
 
 @dataclass(frozen=True, slots=True)

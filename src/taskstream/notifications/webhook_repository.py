@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskstream.db import Repository
 from taskstream.enums import DeliveryStatus
 from taskstream.notifications.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from taskstream.projects.models import Project
@@ -27,14 +27,7 @@ class DeliveryTarget:
     attempts: int
 
 
-class WebhookRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> WebhookRepository:
-        return cls(session)
-
+class WebhookRepository(Repository):
     async def add_subscription(self, subscription: WebhookSubscription) -> WebhookSubscription:
         self.session.add(subscription)
         await self.session.flush()

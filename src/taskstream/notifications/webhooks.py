@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstream.auth.principal import Principal
 from taskstream.enums import DeliveryStatus, NotificationChannel, ProjectRole
 from taskstream.errors import (
     FieldError,
@@ -51,6 +50,7 @@ from taskstream.notifications.schemas import (
 )
 from taskstream.notifications.webhook_repository import DeliveryTarget, WebhookRepository
 from taskstream.notifications.webhook_targets import TargetRefusedError, WebhookTargetPolicy
+from taskstream.principal import Principal
 from taskstream.settings import Settings, WebhookSettings
 
 WEBHOOK_ID_HEADER = "webhook-id"

@@ -13,9 +13,9 @@ import uuid
 from async_lru import alru_cache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from taskstream.auth.principal import Principal
 from taskstream.enums import ProjectRole
 from taskstream.errors import ForbiddenError, NotFoundError
+from taskstream.principal import Principal
 from taskstream.projects.repository import ProjectRepository
 from taskstream.projects.service import require_project_role, role_at_least
 

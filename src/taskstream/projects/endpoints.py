@@ -1,4 +1,4 @@
-"""Project routes: create, list mine, read, manage members, stats."""
+"""Project routes: create, list mine, read, manage members (stats: tasks/read_endpoints.py)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,17 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstream.auth.principal import Principal
 from taskstream.enums import ProjectRole
+from taskstream.principal import Principal
 from taskstream.problems import problem_responses
 from taskstream.projects import service
 from taskstream.projects.models import Project
 from taskstream.projects.schemas import (
-    ActivityPoint,
     AddMemberRequest,
     CreateProjectRequest,
     MemberResponse,
     ProjectResponse,
-    ProjectStatsResponse,
-    StatusCounts,
 )
-from taskstream.tasks.reads import TaskReadRepository
-from taskstream.tasks.stats import count_overdue
-
-ACTIVITY_MINUTES = 60
 
 
 def _project(project: Project, role: ProjectRole | None) -> ProjectResponse:
@@ -131,42 +124,3 @@ class ProjectController(Controller):
         """Remove a member (maintainers remove others; anyone may leave)."""
         await service.remove_member(db_session, current_user, project_id, user_id)
         await db_session.commit()
-
-    @get("/{project_id:uuid}/stats", operation_id="getProjectStats", responses=problem_responses())
-    async def stats(
-        self,
-        *,
-        project_id: FromPath[uuid.UUID],
-        current_user: NamedDependency[Principal],
-        db_session: NamedDependency[AsyncSession],
-    ) -> ProjectStatsResponse:
-        """Task counts per status and the last hour's activity, as the consumer recorded them."""
-        await service.require_project_role(db_session, current_user, project_id)
-        reads = TaskReadRepository.from_session(db_session)
-        row = await reads.stats(project_id)
-        activity = await reads.activity(project_id, ACTIVITY_MINUTES)
-        counts = StatusCounts()
-        if row is not None:
-            counts = StatusCounts(
-                todo=row.todo,
-                in_progress=row.in_progress,
-                in_review=row.in_review,
-                done=row.done,
-                cancelled=row.cancelled,
-            )
-        return ProjectStatsResponse(
-            project_id=project_id,
-            counts=counts,
-            total=counts.todo
-            + counts.in_progress
-            + counts.in_review
-            + counts.done
-            + counts.cancelled,
-            overdue=await count_overdue(db_session, project_id),
-            deleted=row.deleted if row else 0,
-            updated_at=row.updated_at if row else None,
-            activity=[
-                ActivityPoint(minute=a.minute, created=a.created, completed=a.completed)
-                for a in activity
-            ],
-        )

@@ -7,20 +7,13 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskstream.db import Repository
 from taskstream.enums import ProjectRole
 from taskstream.projects.models import Project, ProjectMember
 
 
-class ProjectRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> ProjectRepository:
-        return cls(session)
-
+class ProjectRepository(Repository):
     async def add(self, project: Project) -> None:
         self.session.add(project)
         await self.session.flush()

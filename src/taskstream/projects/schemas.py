@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from taskstream.auth.schemas import ApiStruct
 from taskstream.enums import ProjectRole
-from taskstream.fields import LongText, Name, RequestStruct
+from taskstream.fields import ApiStruct, LongText, Name, RequestStruct
 
 
 class CreateProjectRequest(RequestStruct):
@@ -34,29 +33,3 @@ class MemberResponse(ApiStruct):
     project_id: uuid.UUID
     user_id: uuid.UUID
     role: ProjectRole
-
-
-class StatusCounts(ApiStruct):
-    todo: int = 0
-    in_progress: int = 0
-    in_review: int = 0
-    done: int = 0
-    cancelled: int = 0
-
-
-class ActivityPoint(ApiStruct):
-    minute: datetime
-    created: int
-    completed: int
-
-
-class ProjectStatsResponse(ApiStruct):
-    """Counters maintained by the command consumer; eventually consistent with the tasks."""
-
-    project_id: uuid.UUID
-    counts: StatusCounts
-    total: int
-    overdue: int
-    deleted: int
-    updated_at: datetime | None
-    activity: list[ActivityPoint]

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstream.auth.principal import Principal
 from taskstream.enums import ProjectRole
 from taskstream.errors import ConflictError, ForbiddenError, NotFoundError
 from taskstream.messages import DomainEvent
-from taskstream.messaging.outbox import OutboxRepository, derived_event_id
+from taskstream.outbox.ids import derived_event_id
+from taskstream.outbox.repository import OutboxRepository
+from taskstream.principal import Principal
 from taskstream.projects.models import Project
 from taskstream.projects.repository import ProjectRepository
 

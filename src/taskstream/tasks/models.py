@@ -112,7 +112,7 @@ class ProjectStats(Base):
     """Per-project counters kept by the consumers in the same transaction as the tasks.
 
     No overdue counter: that count changes with the clock, so it is computed when read
-    (``taskstream.tasks.stats.count_overdue``)."""
+    (``TaskReadRepository.count_overdue``)."""
 
     __tablename__ = "project_stats"
 

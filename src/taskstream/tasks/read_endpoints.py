@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -16,9 +15,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstream.auth.principal import Principal
 from taskstream.enums import TaskPriority, TaskStatus
-from taskstream.errors import FieldError, NotFoundError, ValidationFailedError
+from taskstream.errors import FieldError, ValidationFailedError
 from taskstream.fields import (
     CURSOR_QUERY,
     DATETIME_DESCRIPTION,
@@ -26,32 +24,26 @@ from taskstream.fields import (
     Cursor,
     storable_datetime_error,
 )
+from taskstream.principal import Principal
 from taskstream.problems import problem_responses
-from taskstream.projects.service import require_project_role
+from taskstream.tasks import service
 from taskstream.tasks.models import Task
-from taskstream.tasks.reads import TaskFilter, TaskReadRepository
-from taskstream.tasks.schemas import TaskPage, TaskResponse
+from taskstream.tasks.read_repository import TaskFilter
+from taskstream.tasks.schemas import (
+    ActivityPoint,
+    ProjectStatsResponse,
+    StatusCounts,
+    TaskPage,
+    TaskResponse,
+)
+from taskstream.tasks.stats import TASK_STATUSES
 
 DEFAULT_PAGE_SIZE = 50
+ACTIVITY_MINUTES = 60
 
 
 def _task(task: Task) -> TaskResponse:
-    return TaskResponse(
-        id=task.id,
-        project_id=task.project_id,
-        title=task.title,
-        description=task.description,
-        status=task.status,
-        priority=task.priority,
-        deadline=task.deadline,
-        assignee_id=task.assignee_id,
-        reviewer_id=task.reviewer_id,
-        created_by=task.created_by,
-        version=task.version,
-        created_at=task.created_at,
-        updated_at=task.updated_at,
-        completed_at=task.completed_at,
-    )
+    return TaskResponse(**{name: getattr(task, name) for name in TaskResponse.__struct_fields__})
 
 
 def encode_cursor(task: Task) -> str:
@@ -105,19 +97,15 @@ class TaskReadRoutes(Controller):
         cursor: Annotated[Cursor | None, QueryParameter(**CURSOR_QUERY)] = None,
     ) -> TaskPage:
         """Tasks in the caller's projects, filtered, oldest first, keyset-paginated."""
-        if project_id is not None:
-            await require_project_role(db_session, current_user, project_id)
-        limit = min(limit, state.settings.api.page_limit_max)
         filters = TaskFilter(project_id, status, assignee_id, priority, _due_before(due_before))
-        after = decode_cursor(cursor) if cursor else None
-        rows = await TaskReadRepository.from_session(db_session).page(
+        items, more = await service.list_tasks(
+            db_session,
+            current_user,
             filters,
-            member_id=None if current_user.is_admin else current_user.user_id,
-            after=after,
-            limit=limit + 1,
+            after=decode_cursor(cursor) if cursor else None,
+            limit=min(limit, state.settings.api.page_limit_max),
         )
-        items: Sequence[Task] = rows[:limit]
-        next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+        next_cursor = encode_cursor(items[-1]) if more else None
         return TaskPage(items=[_task(t) for t in items], next_cursor=next_cursor)
 
     @get("/{task_id:uuid}", operation_id="getTask", responses=problem_responses())
@@ -129,11 +117,35 @@ class TaskReadRoutes(Controller):
         db_session: NamedDependency[AsyncSession],
     ) -> TaskResponse:
         """One task, if the caller is a member of its project (404 otherwise)."""
-        task = await TaskReadRepository.from_session(db_session).get(task_id)
-        if task is None:
-            raise NotFoundError("Task not found")
-        try:
-            await require_project_role(db_session, current_user, task.project_id)
-        except NotFoundError as exc:
-            raise NotFoundError("Task not found") from exc
-        return _task(task)
+        return _task(await service.get_task(db_session, current_user, task_id))
+
+
+class ProjectStatsController(Controller):
+    """``/projects/{id}/stats``: the stream-derived counters belong to tasks, so the route lives
+    here and the projects package needs nothing from tasks."""
+
+    path = "/projects/{project_id:uuid}/stats"
+    tags = ["projects"]
+
+    @get("/", operation_id="getProjectStats", responses=problem_responses())
+    async def stats(
+        self,
+        *,
+        project_id: FromPath[uuid.UUID],
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+    ) -> ProjectStatsResponse:
+        """Task counts per status and the last hour's activity, as the consumer recorded them."""
+        stats = await service.project_stats(db_session, current_user, project_id, ACTIVITY_MINUTES)
+        counts = StatusCounts(**{s: stats.counters[s] for s in TASK_STATUSES})
+        return ProjectStatsResponse(
+            project_id=project_id,
+            counts=counts,
+            total=sum(stats.counters[s] for s in TASK_STATUSES),
+            overdue=stats.overdue,
+            deleted=stats.counters["deleted"],
+            updated_at=stats.updated_at,
+            activity=[
+                ActivityPoint(minute=m, created=c, completed=d) for m, c, d in stats.activity
+            ],
+        )

@@ -1,5 +1,8 @@
-"""All SQL the task-command applier runs. Every statement handles a whole batch: arrays in,
-``unnest`` in SQL, one round trip per statement whatever the batch size."""
+"""Write-side SQL of tasks: what the task-command applier runs in its transaction (every
+statement handles a whole batch: arrays in, ``unnest`` in SQL, one round trip whatever the
+batch size), the stream-derived project counters, and the overdue sweep's claim.
+
+Read-side SQL (task pages, stats as read by the API) lives in ``read_repository.py``."""
 
 # SQL text below interpolates module constants (column lists) only, never input.
 # ruff: noqa: S608
@@ -8,45 +11,36 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
 
 import msgspec
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import RowMapping, text
 
+from taskstream.command_status.records import COMMANDS_CHANNEL, NOTIFY_IDS_PER_MESSAGE
+from taskstream.db import Repository
 from taskstream.enums import CommandState, ProjectRole, TaskPriority, TaskStatus
-from taskstream.messages import DomainEvent, encode_event
-from taskstream.tasks.rules import Access, ReviewRecord, TaskState
-
-# Channel the apply transaction notifies with the ids of commands it settled; listened to by
-# `GET /commands/{id}?wait=N`. A NOTIFY payload is limited to 8000 bytes: ids go in chunks.
-COMMANDS_CHANNEL = "taskstream_commands"
-NOTIFY_IDS_PER_MESSAGE = 200
+from taskstream.tasks.rules import TASK_COLUMNS, Access, ReviewRecord, TaskState
+from taskstream.tasks.stats import COUNTER_COLUMNS, StatsDelta
 
 _json = msgspec.json.Encoder()
 
-_TASK_COLUMN_NAMES = (
-    "id",
-    "project_id",
-    "title",
-    "description",
-    "status",
-    "priority",
-    "deadline",
-    "assignee_id",
-    "reviewer_id",
-    "created_by",
-    "version",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "deleted_at",
+_TASK_COLUMNS = ", ".join(TASK_COLUMNS)
+# the unnest cast of each column in the UPDATE, from the type of its TaskState field
+_ARRAY_TYPES = {
+    "uuid.UUID": "uuid",
+    "str": "text",
+    "TaskStatus": "text",
+    "TaskPriority": "text",
+    "int": "int",
+    "datetime": "timestamptz",
+}
+_TASK_CASTS = ", ".join(
+    f"CAST(:{f.name} AS {_ARRAY_TYPES[str(f.type).removesuffix(' | None')]}[])"
+    for f in fields(TaskState)
 )
-_TASK_COLUMNS = (
-    "id, project_id, title, description, status, priority, deadline, assignee_id, reviewer_id, "
-    "created_by, version, created_at, updated_at, completed_at, deleted_at"
-)
+_task_row = attrgetter(*TASK_COLUMNS)  # a TaskState as a tuple in TASK_COLUMNS order
 
 _CLAIM_INBOX = text(
     """
@@ -65,7 +59,7 @@ _CLAIM_INBOX = text(
 # tasks, most of it for creates that find nothing); `id = ANY(...)` has the same risk.
 _LOCK_TASKS = text(
     f"""
-    SELECT {", ".join(f"t.{c}" for c in _TASK_COLUMN_NAMES)}
+    SELECT {", ".join(f"t.{c}" for c in TASK_COLUMNS)}
     FROM (SELECT DISTINCT id FROM unnest(CAST(:ids AS uuid[])) AS x(id) ORDER BY id) AS u
     CROSS JOIN LATERAL (SELECT * FROM tasks WHERE tasks.id = u.id FOR UPDATE) AS t
     ORDER BY u.id
@@ -88,13 +82,7 @@ _UPDATE_TASKS = text(
       priority = u.priority::task_priority, deadline = u.deadline, assignee_id = u.assignee_id,
       reviewer_id = u.reviewer_id, version = u.version, updated_at = u.updated_at,
       completed_at = u.completed_at, deleted_at = u.deleted_at
-    FROM unnest(CAST(:id AS uuid[]), CAST(:project_id AS uuid[]), CAST(:title AS text[]),
-                CAST(:description AS text[]), CAST(:status AS text[]), CAST(:priority AS text[]),
-                CAST(:deadline AS timestamptz[]), CAST(:assignee_id AS uuid[]),
-                CAST(:reviewer_id AS uuid[]), CAST(:created_by AS uuid[]),
-                CAST(:version AS int[]), CAST(:created_at AS timestamptz[]),
-                CAST(:updated_at AS timestamptz[]), CAST(:completed_at AS timestamptz[]),
-                CAST(:deleted_at AS timestamptz[]))
+    FROM unnest({_TASK_CASTS})
       AS u({_TASK_COLUMNS})
     WHERE t.id = u.id
     """
@@ -107,6 +95,56 @@ _INSERT_REVIEWS = text(
     FROM unnest(CAST(:ids AS uuid[]), CAST(:task_ids AS uuid[]), CAST(:reviewers AS uuid[]),
                 CAST(:verdicts AS text[]), CAST(:comments AS text[])) AS u(i, t, r, v, c)
     ON CONFLICT (id) DO NOTHING
+    """
+)
+
+# Overdue: open (not done/cancelled), not deleted, deadline passed. The one statement of the
+# rule: counted when read (it changes with the clock, so no stored counter can stay right) and
+# swept once per task into a ``task.overdue`` event.
+OVERDUE_CONDITION = (
+    "t.deleted_at IS NULL AND t.deadline < now() AND t.status NOT IN ('done', 'cancelled')"
+)
+
+_CLAIM_OVERDUE = text(
+    f"""
+    WITH due AS (
+        SELECT id FROM tasks t
+        WHERE {OVERDUE_CONDITION} AND t.overdue_notified_at IS NULL
+        ORDER BY deadline
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE tasks t SET overdue_notified_at = now()
+    FROM due WHERE t.id = due.id
+    RETURNING t.id, t.project_id, t.title, t.status, t.assignee_id, t.reviewer_id, t.created_by,
+              t.deadline
+    """
+)
+
+_UPSERT_STATS = text(
+    f"""
+    INSERT INTO project_stats (project_id, {", ".join(COUNTER_COLUMNS)}, updated_at)
+    SELECT p, {", ".join(f"d_{c}" for c in COUNTER_COLUMNS)}, :now
+    FROM unnest(CAST(:projects AS uuid[]),
+                {", ".join(f"CAST(:{c} AS int[])" for c in COUNTER_COLUMNS)})
+      AS u(p, {", ".join(f"d_{c}" for c in COUNTER_COLUMNS)})
+    ORDER BY p
+    ON CONFLICT (project_id) DO UPDATE SET
+      {", ".join(f"{c} = project_stats.{c} + excluded.{c}" for c in COUNTER_COLUMNS)},
+      updated_at = excluded.updated_at
+    """
+)
+
+_UPSERT_ACTIVITY = text(
+    """
+    INSERT INTO project_activity (project_id, minute, created, completed)
+    SELECT p, m, c, d
+    FROM unnest(CAST(:projects AS uuid[]), CAST(:minutes AS timestamptz[]),
+                CAST(:created AS int[]), CAST(:completed AS int[])) AS u(p, m, c, d)
+    ORDER BY p, m
+    ON CONFLICT (project_id, minute) DO UPDATE SET
+      created = project_activity.created + excluded.created,
+      completed = project_activity.completed + excluded.completed
     """
 )
 
@@ -127,8 +165,7 @@ AUDIT_COLUMNS = (
     "after",
     "occurred_at",
 )
-OUTBOX_COLUMNS = ("event_id", "event_type", "aggregate_id", "payload", "trace_id")
-STATUS_COLUMNS = (
+COMMAND_STATUS_COLUMNS = (
     "command_id",
     "command_type",
     "task_id",
@@ -139,7 +176,6 @@ STATUS_COLUMNS = (
     "applied_at",
 )
 AuditRecord = tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, str, str | None, str, datetime]
-OutboxRecord = tuple[uuid.UUID, str, uuid.UUID, bytes, str | None]
 StatusRecord = tuple[
     uuid.UUID, str, uuid.UUID, uuid.UUID, CommandState, str | None, datetime, datetime
 ]
@@ -167,32 +203,12 @@ def audit_record(
     )
 
 
-def outbox_record(event: DomainEvent) -> OutboxRecord:
-    """The row ``OutboxRepository.add`` writes for ``event``."""
-    return (event.event_id, event.type, event.aggregate_id, encode_event(event), event.trace_id)
-
-
 def _task_columns(tasks: Sequence[TaskState]) -> dict[str, list[object]]:
-    return {
-        "id": [t.id for t in tasks],
-        "project_id": [t.project_id for t in tasks],
-        "title": [t.title for t in tasks],
-        "description": [t.description for t in tasks],
-        "status": [t.status.value for t in tasks],
-        "priority": [t.priority.value for t in tasks],
-        "deadline": [t.deadline for t in tasks],
-        "assignee_id": [t.assignee_id for t in tasks],
-        "reviewer_id": [t.reviewer_id for t in tasks],
-        "created_by": [t.created_by for t in tasks],
-        "version": [t.version for t in tasks],
-        "created_at": [t.created_at for t in tasks],
-        "updated_at": [t.updated_at for t in tasks],
-        "completed_at": [t.completed_at for t in tasks],
-        "deleted_at": [t.deleted_at for t in tasks],
-    }
+    rows = [_task_row(t) for t in tasks]
+    return {column: [row[i] for row in rows] for i, column in enumerate(TASK_COLUMNS)}
 
 
-class TaskRepository:
+class TaskRepository(Repository):
     """Batch SQL for applying task commands inside the caller's transaction.
 
     Rows that can only be new (tasks whose id was just checked, audit rows, outbox events and
@@ -201,22 +217,6 @@ class TaskRepository:
     unique violation there (two creates racing for one task id) aborts the batch with an
     IntegrityError, which the consumer isolates and rejects.
     """
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def _copy(self, table: str, columns: Sequence[str], records: Sequence[Any]) -> None:
-        if not records:
-            return
-        connection = await self.session.connection()  # already inside the transaction
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        await driver.copy_records_to_table(table, records=records, columns=columns)
-
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> TaskRepository:
-        return cls(session)
 
     async def claim_inbox(
         self,
@@ -267,37 +267,15 @@ class TaskRepository:
 
     async def insert_tasks(self, tasks: Sequence[TaskState]) -> None:
         """Insert new tasks (ids checked absent by ``lock_tasks`` in this transaction)."""
-        await self._copy(
-            "tasks",
-            _TASK_COLUMN_NAMES,
-            [
-                (
-                    t.id,
-                    t.project_id,
-                    t.title,
-                    t.description,
-                    t.status,  # StrEnum: a str to asyncpg
-                    t.priority,
-                    t.deadline,
-                    t.assignee_id,
-                    t.reviewer_id,
-                    t.created_by,
-                    t.version,
-                    t.created_at,
-                    t.updated_at,
-                    t.completed_at,
-                    t.deleted_at,
-                )
-                for t in tasks
-            ],
-        )
+        # StrEnum status and priority are str to asyncpg
+        await self.copy_rows("tasks", TASK_COLUMNS, [_task_row(t) for t in tasks])
 
     async def update_tasks(self, tasks: Sequence[TaskState]) -> None:
         if tasks:
             await self.session.execute(_UPDATE_TASKS, _task_columns(tasks))
 
     async def insert_audit(self, rows: Sequence[AuditRecord]) -> None:
-        await self._copy("task_events", AUDIT_COLUMNS, rows)
+        await self.copy_rows("task_events", AUDIT_COLUMNS, rows)
 
     async def insert_reviews(self, reviews: Sequence[ReviewRecord], now: datetime) -> None:
         if not reviews:
@@ -314,14 +292,9 @@ class TaskRepository:
             },
         )
 
-    async def insert_outbox(self, rows: Sequence[OutboxRecord]) -> None:
-        """The rows ``OutboxRepository.add`` writes, by COPY: event ids derive from command ids
-        claimed in this transaction's inbox, so they cannot exist yet."""
-        await self._copy("outbox", OUTBOX_COLUMNS, rows)
-
     async def insert_statuses(self, rows: Sequence[StatusRecord]) -> None:
         """Statuses of commands claimed in this transaction's inbox (so they are new)."""
-        await self._copy("command_statuses", STATUS_COLUMNS, rows)
+        await self.copy_rows("command_statuses", COMMAND_STATUS_COLUMNS, rows)
 
     async def notify_settled(self, ids: Sequence[str]) -> None:
         """pg_notify the settled ids; delivered to listeners only if the transaction commits."""
@@ -332,3 +305,28 @@ class TaskRepository:
             for i in range(0, len(ids), NOTIFY_IDS_PER_MESSAGE)
         ]
         await self.session.execute(_NOTIFY, {"payloads": chunks})
+
+    async def add_stats(self, delta: StatsDelta, now: datetime) -> None:
+        """Add a batch's counter deltas: one upsert for the counters, one for the activity."""
+        projects = sorted(p for p, c in delta.counters.items() if any(c.values()))
+        if projects:
+            params: dict[str, object] = {"now": now, "projects": projects}
+            for column in COUNTER_COLUMNS:
+                params[column] = [delta.counters[p][column] for p in projects]
+            await self.session.execute(_UPSERT_STATS, params)
+        keys = sorted(delta.activity)
+        if keys:
+            await self.session.execute(
+                _UPSERT_ACTIVITY,
+                {
+                    "projects": [p for p, _ in keys],
+                    "minutes": [m for _, m in keys],
+                    "created": [delta.activity[k][0] for k in keys],
+                    "completed": [delta.activity[k][1] for k in keys],
+                },
+            )
+
+    async def claim_overdue(self, limit: int) -> Sequence[RowMapping]:
+        """Mark up to ``limit`` overdue tasks not marked before as notified (the once-only
+        marker) and return them; rows another sweeper holds are skipped."""
+        return (await self.session.execute(_CLAIM_OVERDUE, {"limit": limit})).mappings().all()

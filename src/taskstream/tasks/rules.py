@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -86,7 +86,7 @@ class TaskState:
         }
 
     def event_data(self) -> dict[str, Any]:
-        """The fields every task event's ``data`` carries (TEAM-NOTES contract)."""
+        """The fields every task event's ``data`` carries (docs/contracts.md)."""
         return {
             "taskId": self.id,
             "projectId": self.project_id,
@@ -96,6 +96,11 @@ class TaskState:
             "reviewerId": self.reviewer_id,
             "createdBy": self.created_by,
         }
+
+
+# The one task-row shape: the columns of ``tasks`` the applier reads and writes, in the order
+# of TaskState's fields (rows are built with ``TaskState(*row)``).
+TASK_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TaskState))
 
 
 @dataclass(frozen=True, slots=True)

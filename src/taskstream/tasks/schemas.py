@@ -8,9 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from taskstream.auth.schemas import ApiStruct
 from taskstream.enums import ReviewVerdict, TaskPriority, TaskStatus
-from taskstream.fields import AwareDatetime, LongText, RequestStruct, Title
+from taskstream.fields import ApiStruct, AwareDatetime, LongText, RequestStruct, Title
 
 
 class CreateTaskRequest(RequestStruct):
@@ -95,3 +94,29 @@ class TaskPage(ApiStruct):
 
     items: list[TaskResponse]
     next_cursor: str | None
+
+
+class StatusCounts(ApiStruct):
+    todo: int = 0
+    in_progress: int = 0
+    in_review: int = 0
+    done: int = 0
+    cancelled: int = 0
+
+
+class ActivityPoint(ApiStruct):
+    minute: datetime
+    created: int
+    completed: int
+
+
+class ProjectStatsResponse(ApiStruct):
+    """Counters maintained by the command consumer; eventually consistent with the tasks."""
+
+    project_id: uuid.UUID
+    counts: StatusCounts
+    total: int
+    overdue: int
+    deleted: int
+    updated_at: datetime | None
+    activity: list[ActivityPoint]

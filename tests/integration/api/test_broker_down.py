@@ -15,9 +15,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from taskstream.app import create_app
-from taskstream.idempotency import derived_id
 from taskstream.infra.local import tansu_binary
 from taskstream.infra.topics import ensure_topics
+from taskstream.web.idempotency import derived_id
 from tests.integration.api.support import ApiUser, free_port
 
 pytestmark = pytest.mark.fault

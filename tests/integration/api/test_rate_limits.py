@@ -10,8 +10,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from taskstream.app import create_app
-from taskstream.ratelimit import RateLimiter
 from taskstream.settings import RedisSettings, Settings
+from taskstream.web.ratelimit import RateLimiter
 from tests.integration.api.support import PASSWORD, ApiUser, relaxed_limits
 
 

@@ -27,22 +27,22 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from taskstream.workers.topology import Topology
 
 from taskstream.auth.models import User
 from taskstream.db import transaction
 from taskstream.enums import ProjectRole
 from taskstream.messages import DomainEvent
-from taskstream.messaging.models import OutboxEvent
-from taskstream.messaging.outbox import OutboxRepository
 from taskstream.models import (
     Notification,
     WebhookAttempt,
     WebhookDelivery,
     WebhookSubscription,
 )
+from taskstream.outbox.models import OutboxEvent
+from taskstream.outbox.repository import OutboxRepository
 from taskstream.projects.models import Project, ProjectMember
 from taskstream.settings import Settings
-from workers.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "s3cret-for-tests-0123456789"

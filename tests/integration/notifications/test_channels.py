@@ -7,6 +7,8 @@ import asyncio
 import pika
 import pytest
 from sqlalchemy import select
+from taskstream.workers.dlq import list_dead_letters
+from taskstream.workers.topology import Topology
 
 from taskstream.db import transaction
 from taskstream.enums import DeliveryStatus, NotificationChannel
@@ -26,8 +28,6 @@ from tests.integration.notifications.conftest import (
     task_event,
     wait_for,
 )
-from workers.dlq import list_dead_letters
-from workers.topology import Topology
 
 pytestmark = pytest.mark.usefixtures("cleanup_rabbit")
 

@@ -10,9 +10,11 @@ import pika
 import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import select
+from taskstream.workers.dlq import list_dead_letters
+from taskstream.workers.topology import Topology
 
 from taskstream.messages import decode_event
-from taskstream.messaging.models import OutboxEvent
+from taskstream.outbox.models import OutboxEvent
 from taskstream.settings import Settings
 from tests.integration.notifications.conftest import (
     Processes,
@@ -24,8 +26,6 @@ from tests.integration.notifications.conftest import (
     unsent_outbox,
     wait_for,
 )
-from workers.dlq import list_dead_letters
-from workers.topology import Topology
 
 pytestmark = pytest.mark.usefixtures("cleanup_rabbit")
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from taskstream.health import health_report
-from taskstream.messaging.models import OutboxEvent
+from taskstream.outbox.models import OutboxEvent
 from taskstream.settings import Settings
+from taskstream.web.health import health_report
 from tests.integration.notifications.conftest import (
     Processes,
     SmtpSink,

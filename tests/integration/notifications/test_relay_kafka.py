@@ -13,15 +13,15 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from sqlalchemy import func, select
+from taskstream.workers.kafka_batches import murmur2, partition_for
+from taskstream.workers.relay import OutboxRelay, RelayOptions
+from taskstream.workers.topology import Topology
 
 from taskstream.enums import NotificationChannel
 from taskstream.messages import decode_event
-from taskstream.messaging.models import OutboxEvent
+from taskstream.outbox.models import OutboxEvent
 from taskstream.settings import Settings
 from tests.integration.notifications.conftest import Team, add_to_outbox, task_event
-from workers.kafka_batches import murmur2, partition_for
-from workers.relay import OutboxRelay, RelayOptions
-from workers.topology import Topology
 
 
 def test_murmur2_matches_the_default_partitioner() -> None:

@@ -10,19 +10,19 @@ from datetime import UTC, datetime, timedelta
 import pika
 import pytest
 from sqlalchemy import func, select, update
+from taskstream.workers.relay import OutboxRelay, RelayOptions
+from taskstream.workers.topology import Topology
 
 from taskstream.auth.models import User
 from taskstream.db import transaction
 from taskstream.enums import NotificationChannel, TaskStatus
-from taskstream.messaging.models import OutboxEvent
 from taskstream.models import Notification, NotificationPreference, Task
-from taskstream.notifications.outbox_relay import sweep_overdue
 from taskstream.notifications.service import deliver_in_app
+from taskstream.outbox.models import OutboxEvent
 from taskstream.settings import Settings
-from taskstream.tasks.stats import count_overdue
+from taskstream.tasks.overdue import sweep_overdue
+from taskstream.tasks.read_repository import TaskReadRepository
 from tests.integration.notifications.conftest import Team, add_to_outbox, task_event
-from workers.relay import OutboxRelay, RelayOptions
-from workers.topology import Topology
 
 
 async def test_redelivered_events_create_no_second_notification(session_factory, team: Team):
@@ -117,7 +117,8 @@ async def test_overdue_sweep_emits_once_per_task(session_factory, team: Team):
                 )
             )
         ).all()
-        overdue = await count_overdue(session, team.project_id)  # counted when read
+        # counted when read
+        overdue = await TaskReadRepository.from_session(session).count_overdue(team.project_id)
     assert sorted(e.aggregate_id for e in events) == sorted(t.id for t in tasks[:3])
     assert overdue == 3
 

@@ -20,14 +20,14 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from taskstream.auth.principal import Principal
 from taskstream.errors import (
     ConflictError,
     FieldError,
     UnavailableError,
     ValidationFailedError,
 )
-from taskstream.ratelimit import client_ip
+from taskstream.principal import Principal
+from taskstream.web.ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
-import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskstream.command_status.records import accepted_key, decode_accepted
 
 _READ_STATUS = text(
     "SELECT status::text, reason, task_id, actor_id FROM command_statuses "
@@ -25,22 +25,6 @@ class CommandRecord:
     reason: str | None
     task_id: uuid.UUID | None
     actor_id: uuid.UUID
-
-
-class AcceptedRecord(msgspec.Struct, rename="camel"):
-    """Written by the API (``taskstream:cmd:{commandId}``) after the broker acked."""
-
-    actor_id: uuid.UUID
-    task_id: uuid.UUID
-    type: str
-    accepted_at: datetime
-
-
-_accepted = msgspec.json.Decoder(AcceptedRecord)
-
-
-def accepted_key(command_id: uuid.UUID) -> str:
-    return f"taskstream:cmd:{command_id}"
 
 
 class CommandStatusRepository:
@@ -66,9 +50,8 @@ class CommandStatusRepository:
             return None
         if raw is None:
             return None
-        try:
-            record = _accepted.decode(raw)
-        except msgspec.DecodeError:
+        record = decode_accepted(raw)
+        if record is None:
             return None
         return CommandRecord(command_id, "accepted", None, record.task_id, record.actor_id)
 

@@ -24,13 +24,13 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskstream.auth.middleware import authenticate
-from taskstream.auth.principal import Principal
-from taskstream.idempotency import serve_idempotent
-from taskstream.ratelimit import RateLimiter, client_ip
+from taskstream.auth.bearer import authenticate
+from taskstream.principal import Principal
+from taskstream.web.idempotency import serve_idempotent
+from taskstream.web.ratelimit import RateLimiter, client_ip
 
 # Routes anyone may call; everything else needs a bearer token.
-PUBLIC_PATHS: Final = re.compile(r"^/schema|^/health$|^/bench/")
+PUBLIC_PATHS: Final = re.compile(r"^/schema|^/health$")
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -61,7 +61,9 @@ class RequestGuard:
             return
         authorization = content_type = idempotency_key = None
         content_length, chunked = b"0", False
-        for name, value in scope["headers"]:  # one pass; same precedence as before
+        for name, value in scope[
+            "headers"
+        ]:  # one pass; the first Authorization and Idempotency-Key count
             if name == b"authorization":
                 authorization = authorization or value
             elif name == b"content-type":

@@ -1,4 +1,5 @@
-"""The consumer inbox and the transactional outbox."""
+"""The delivery tables: the consumer inbox (a message applied once) and the transactional outbox
+(an event written with its cause, sent after commit by the relay)."""
 
 from __future__ import annotations
 

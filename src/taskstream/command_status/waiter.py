@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
-from taskstream.tasks.repository import COMMANDS_CHANNEL
+from taskstream.command_status.records import COMMANDS_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 from redis.asyncio import Redis
 
+from taskstream.infra.lag import total_lag
 from taskstream.infra.probes import probe
 from taskstream.notifications.worker_status import WorkerStatus, read_worker_statuses_bounded
 from taskstream.settings import Settings
@@ -96,13 +97,11 @@ def workers_state(workers: list[WorkerStatus] | None) -> ServiceState:
     return ServiceState("up", "redis", f"{len(workers)} worker(s), {errors} channel error(s)")
 
 
-# --- stream consumers (issue 4) ------------------------------------------------------------
+# --- stream consumers ------------------------------------------------------------------------
 
 
 async def consumer_lag(settings: Settings) -> int | None:
     """Total lag of the applier group (bounded); informative only, never blocks serving."""
-    from consumers.lag import total_lag  # noqa: PLC0415 - Kafka client code lives in consumers/
-
     try:
         return await total_lag(settings.kafka, timeout_s=2.0)
     except Exception:

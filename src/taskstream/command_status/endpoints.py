@@ -12,11 +12,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstream.auth.principal import Principal
-from taskstream.commands.repository import CommandStatusRepository
-from taskstream.commands.service import CommandView, get_command_status
-from taskstream.commands.waiter import SettledListener
+from taskstream.command_status.repository import CommandStatusRepository
+from taskstream.command_status.service import CommandView, get_command_status
+from taskstream.command_status.waiter import SettledListener
 from taskstream.infra.probes import asyncpg_dsn
+from taskstream.principal import Principal
 from taskstream.settings import Settings
 
 _listener_lock = asyncio.Lock()

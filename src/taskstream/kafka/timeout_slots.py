@@ -1,4 +1,4 @@
-"""Bounded waits for many concurrent requests with one timer per time slot.
+"""Publish timeouts for many concurrent requests with one timer per time slot.
 
 ``asyncio.timeout()`` schedules (and cancels) one loop timer per request; on ``POST /tasks``
 that was ~5 % of the worker's CPU. Here every request whose deadline falls in the same
@@ -38,7 +38,7 @@ class Deadline:
         return self.task.uncancel() == 0
 
 
-class Deadlines:
+class TimeoutSlots:
     """Deadlines of ``timeout_s`` for the current task, grouped into shared timer slots."""
 
     def __init__(self, timeout_s: float) -> None:

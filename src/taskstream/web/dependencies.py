@@ -13,8 +13,8 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstream.auth.principal import Principal
 from taskstream.errors import UnauthorizedError
+from taskstream.principal import Principal
 
 _TRACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

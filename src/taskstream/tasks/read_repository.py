@@ -1,21 +1,24 @@
-"""Read-side SQL for the API: tasks, pages and project stats as the consumer wrote them.
+"""Read-side SQL of tasks for the API: tasks, pages and project stats as the consumer wrote
+them (the write side is ``repository.py``)."""
 
-(The consumer's ``tasks/repository.py`` holds the write-side SQL; this module only reads.)
-"""
+# SQL text below interpolates module constants (column lists, the overdue rule) only, never input.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import Row, and_, func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, select, text, tuple_
 
+from taskstream.db import Repository
 from taskstream.enums import TaskPriority, TaskStatus
 from taskstream.projects.models import ProjectMember
-from taskstream.tasks.models import ProjectActivity, ProjectStats, Task
+from taskstream.tasks.models import Task
+from taskstream.tasks.repository import OVERDUE_CONDITION
+from taskstream.tasks.stats import COUNTER_COLUMNS
 
 # (project_id, created_by) of a task
 TaskOwnership = Row[uuid.UUID, uuid.UUID]
@@ -30,14 +33,37 @@ class TaskFilter:
     due_before: datetime | None = None
 
 
-class TaskReadRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+_COUNT_OVERDUE = (
+    f"SELECT count(*) FROM tasks t WHERE t.project_id = :project AND {OVERDUE_CONDITION}"
+)
 
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> TaskReadRepository:
-        return cls(session)
+_READ_STATS = text(
+    f"""
+    SELECT {", ".join(COUNTER_COLUMNS)}, s.updated_at, ({_COUNT_OVERDUE}) AS overdue
+    FROM projects p LEFT JOIN project_stats s ON s.project_id = p.id
+    WHERE p.id = :project
+    """
+)
 
+_READ_ACTIVITY = text(
+    """
+    SELECT minute, created, completed FROM project_activity
+    WHERE project_id = :project AND minute >= :since ORDER BY minute
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectStatsRow:
+    """A project's counters (zero before its first task), overdue count and recent activity."""
+
+    counters: dict[str, int]
+    overdue: int
+    updated_at: datetime | None
+    activity: list[tuple[datetime, int, int]]
+
+
+class TaskReadRepository(Repository):
     async def get(self, task_id: uuid.UUID) -> Task | None:
         stmt = select(Task).where(Task.id == task_id, Task.deleted_at.is_(None))
         return (await self.session.execute(stmt)).scalar_one_or_none()
@@ -83,17 +109,22 @@ class TaskReadRepository:
         stmt = stmt.order_by(Task.created_at, Task.id).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 
-    async def stats(self, project_id: uuid.UUID) -> ProjectStats | None:
-        return await self.session.get(ProjectStats, project_id)
+    async def count_overdue(self, project_id: uuid.UUID) -> int:
+        """Open tasks of the project whose deadline has passed, as of now."""
+        result = await self.session.execute(text(_COUNT_OVERDUE), {"project": project_id})
+        return int(result.scalar_one())
 
-    async def activity(self, project_id: uuid.UUID, minutes: int) -> Sequence[ProjectActivity]:
-        since = func.now() - timedelta(minutes=minutes)
-        stmt = (
-            select(ProjectActivity)
-            .where(and_(ProjectActivity.project_id == project_id, ProjectActivity.minute >= since))
-            .order_by(ProjectActivity.minute)
+    async def project_stats(self, project_id: uuid.UUID, since: datetime) -> ProjectStatsRow | None:
+        """Counters of one project plus its per-minute activity since ``since``; None when
+        the project does not exist."""
+        row = (await self.session.execute(_READ_STATS, {"project": project_id})).one_or_none()
+        if row is None:
+            return None
+        *counters, updated_at, overdue = row
+        rows = await self.session.execute(_READ_ACTIVITY, {"project": project_id, "since": since})
+        return ProjectStatsRow(
+            counters={c: int(v or 0) for c, v in zip(COUNTER_COLUMNS, counters, strict=True)},
+            overdue=int(overdue or 0),
+            updated_at=updated_at,
+            activity=[(m, c, d) for m, c, d in rows],
         )
-        return (await self.session.execute(stmt)).scalars().all()
-
-
-__all__ = ["TaskFilter", "TaskReadRepository"]

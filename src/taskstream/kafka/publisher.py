@@ -1,14 +1,5 @@
-"""Broker wiring for the API: one shared aiokafka producer that publishes task commands.
-
-Delivery semantics are set here, visibly:
-- ``acks="all"``: a command counts as accepted only once every in-sync replica has it; the API
-  answers 202 only after that acknowledgement (aiokafka's default would be acks=1).
-- ``enable_idempotence=False``: tansu (our local broker) does not implement InitProducerId, so
-  the idempotent producer cannot start. Duplicates from producer retries are harmless because
-  the consumer dedupes on ``commandId`` in its inbox.
-- ``request_timeout_ms`` equals the publish timeout, so a message the API already answered 503
-  for expires in the producer instead of being delivered minutes later when the broker is back.
-"""
+"""The API's publisher: one shared producer that sends task commands keyed by task id and
+answers within ``publish_timeout_s`` (the producer's delivery settings: ``producer.py``)."""
 
 from __future__ import annotations
 
@@ -20,8 +11,9 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from taskstream.deadlines import Deadlines
 from taskstream.errors import UnavailableError
+from taskstream.kafka.producer import new_producer
+from taskstream.kafka.timeout_slots import TimeoutSlots
 from taskstream.messages import COMMAND_TYPE_HEADER, TRACE_ID_HEADER, TaskCommand, encode_command
 from taskstream.settings import KafkaSettings
 
@@ -39,7 +31,7 @@ class CommandPublisher:
         self.timeout_s = settings.publish_timeout_s
         self.retry_after_s = max(1, round(settings.publish_timeout_s))
         self._producer: AIOKafkaProducer | None = None
-        self._deadlines = Deadlines(settings.publish_timeout_s)
+        self._deadlines = TimeoutSlots(settings.publish_timeout_s)
         self._connector: asyncio.Task[None] | None = None
 
     @property
@@ -47,15 +39,12 @@ class CommandPublisher:
         return self._producer is not None
 
     def _new_producer(self) -> AIOKafkaProducer:
-        timeout_ms = int(self.settings.publish_timeout_s * 1000)
-        return AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            acks="all",  # 202 means every in-sync replica has the command
-            enable_idempotence=False,  # tansu lacks InitProducerId; consumer dedupes commandId
+        return new_producer(
+            self.settings,
             linger_ms=self.settings.linger_ms,  # concurrent requests share a batch
             max_batch_size=256 * 1024,
             max_request_size=4 * 1024 * 1024,  # a 1000-item batch fits in one request
-            request_timeout_ms=timeout_ms,
+            request_timeout_ms=int(self.settings.publish_timeout_s * 1000),
             retry_backoff_ms=100,
             metadata_max_age_ms=60_000,
         )

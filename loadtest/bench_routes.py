@@ -1,4 +1,5 @@
-"""Routes mounted only by ``create_bench_app`` (loadtest/bench_api.py), never in production.
+"""The bench app (``create_bench_app``, served by loadtest/bench_api.py): the product's app plus
+reference routes that exist only here, never in the app `taskstream api` serves.
 
 They frame POST /tasks from both sides in the same run, each step adding one cost:
 ``/bench/noop`` is the server's bare 202 (the ceiling; the body is not read);
@@ -16,10 +17,11 @@ import functools
 import uuid
 
 import msgspec
-from litestar import post
+from litestar import Litestar, post
 from litestar.datastructures import State
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from taskstream.app import create_app
 from taskstream.enums import TaskPriority
 from taskstream.messages import Actor, CreateTask, new_command
 
@@ -99,3 +101,14 @@ async def bench_publish(data: BenchTask, state: State) -> dict[str, str]:
 
 
 BENCH_ROUTES = [bench_noop, bench_decode, bench_await, bench_publish]
+
+
+def create_bench_app() -> Litestar:
+    """The product's app plus the ``/bench/*`` reference routes (``--factory`` for granian).
+
+    The routes opt out of authentication and rate limits themselves (``exclude_from_auth``,
+    ``rate_limit: None``), so the product's guard needs no public path for them."""
+    app = create_app()
+    for route in BENCH_ROUTES:
+        app.register(route)
+    return app

@@ -9,10 +9,10 @@ import uuid
 
 import msgspec
 
-from taskstream.auth.principal import Principal
-from taskstream.commands.repository import CommandRecord, CommandStatusRepository
-from taskstream.commands.waiter import SettledListener
+from taskstream.command_status.repository import CommandRecord, CommandStatusRepository
+from taskstream.command_status.waiter import SettledListener
 from taskstream.errors import NotFoundError
+from taskstream.principal import Principal
 
 SETTLED = frozenset({"applied", "rejected"})
 

@@ -1,4 +1,4 @@
-"""The benchmark's free acknowledgements (src/taskstream/bench.py): the waiters of one interval
+"""The benchmark's free acknowledgements (loadtest/bench_routes.py): the waiters of one interval
 are released together by one timer, none before it, and no timer runs while nobody waits."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from taskstream.bench import FreeAcks
+from loadtest.bench_routes import FreeAcks
 
 
 async def test_one_timer_releases_every_waiter_of_its_interval_and_only_then() -> None:

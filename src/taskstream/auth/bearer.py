@@ -1,4 +1,4 @@
-"""Bearer-token authentication (called by ``taskstream.guard`` for every route not marked
+"""Bearer-token authentication (called by ``taskstream.web.guard`` for every route not marked
 ``exclude_from_auth=True``) and the cache of user status it relies on."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from taskstream.auth.principal import Principal
 from taskstream.auth.repository import UserRepository
 from taskstream.auth.tokens import TokenCodec
 from taskstream.enums import UserRole
 from taskstream.errors import UnauthorizedError
+from taskstream.principal import Principal
 
 # A user deleted (or demoted) takes effect within this many seconds on every worker; checking
 # the database on each request would cost a query on the hot path.

@@ -1,0 +1,1 @@
+"""The HTTP edge: the request guard (auth, rate limits, idempotency), dependencies, health."""
