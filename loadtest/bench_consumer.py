@@ -30,6 +30,7 @@ import httpx
 
 from taskstream.command_status.records import COMMANDS_CHANNEL
 from taskstream.infra.probes import asyncpg_dsn
+from taskstream.infra.scratch import create_database, drop_database, isolated_settings
 from taskstream.infra.topics import delete_topics, ensure_topics, topic_names
 from taskstream.kafka import new_producer
 from taskstream.messages import (
@@ -47,17 +48,8 @@ RUN = uuid.uuid4().hex[:8]
 
 
 def bench_settings(partitions: int) -> Settings:
-    base = Settings()
-    db = base.db.model_copy(update={"url": base.db.with_database(f"taskstream_bench_{RUN}")})
-    kafka = base.kafka.model_copy(
-        update={
-            "task_commands_topic": f"bench-commands-{RUN}",
-            "task_commands_dlq_topic": f"bench-commands-{RUN}.dlq",
-            "task_events_topic": f"bench-events-{RUN}",
-            "consumer_group": f"bench-appliers-{RUN}",
-            "partitions": partitions,
-        }
-    )
+    """Own database, topics, group and counters; limits no benchmark client reaches."""
+    base = isolated_settings(Settings(), RUN, db_prefix="taskstream_bench")
     limits = base.limits.model_copy(
         update={
             "member": "100000/second",
@@ -66,26 +58,8 @@ def bench_settings(partitions: int) -> Settings:
             "registration": "100000/hour",
         }
     )
-    return base.model_copy(update={"db": db, "kafka": kafka, "limits": limits})
-
-
-async def create_database(settings: Settings) -> None:
-    admin = await asyncpg.connect(asyncpg_dsn(settings.db.url, "postgres"))
-    await admin.execute(f'CREATE DATABASE "{settings.db.database_name}"')
-    await admin.close()
-    subprocess.run(  # noqa: ASYNC221 - setup, before anything is measured
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT,
-        env={**os.environ, "TASKSTREAM_DB__URL": settings.db.url},
-        check=True,
-        capture_output=True,
-    )
-
-
-async def drop_database(settings: Settings) -> None:
-    admin = await asyncpg.connect(asyncpg_dsn(settings.db.url, "postgres"))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{settings.db.database_name}" WITH (FORCE)')
-    await admin.close()
+    kafka = base.kafka.model_copy(update={"partitions": partitions})
+    return base.model_copy(update={"kafka": kafka, "limits": limits})
 
 
 async def seed_project(dsn: str) -> tuple[uuid.UUID, uuid.UUID]:
@@ -327,7 +301,7 @@ async def e2e_only(args: argparse.Namespace) -> None:
     settings = bench_settings(args.partitions)
     log_dir = ROOT / ".taskstream" / f"bench-consumer-{RUN}"
     log_dir.mkdir(parents=True, exist_ok=True)
-    await create_database(settings)
+    await create_database(settings, ROOT)
     await ensure_topics(settings.kafka)
     consumer = spawn(settings, "consume", log=log_dir / "consumer.log")
     try:
@@ -353,7 +327,7 @@ async def main() -> int:
     settings = bench_settings(args.partitions)
     log_dir = ROOT / ".taskstream" / f"bench-consumer-{RUN}"
     log_dir.mkdir(parents=True, exist_ok=True)
-    await create_database(settings)
+    await create_database(settings, ROOT)
     dsn = asyncpg_dsn(settings.db.url)
     consumers: list[subprocess.Popen[bytes]] = []
     try:

@@ -43,6 +43,7 @@ from taskstream.workers.topology import QUORUM, Topology, declare_topology
 
 from taskstream.db import create_engine, create_session_factory, transaction
 from taskstream.infra.probes import asyncpg_dsn
+from taskstream.infra.scratch import create_database, drop_database, isolated_settings
 from taskstream.infra.topics import delete_topics, ensure_topics
 from taskstream.messages import DomainEvent, encode_event
 from taskstream.outbox.repository import OutboxRepository, PendingEvent
@@ -53,30 +54,7 @@ TAG = uuid.uuid4().hex[:8]
 
 
 def bench_settings() -> Settings:
-    base = Settings()
-    db = base.db.model_copy(update={"url": base.db.with_database(f"taskstream_bench_n{TAG}")})
-    rabbit = base.rabbit.model_copy(update={"events_exchange": f"taskstream.bench.{TAG}"})
-    kafka = base.kafka.model_copy(update={"task_events_topic": f"task-events-bench-{TAG}"})
-    return base.model_copy(update={"db": db, "rabbit": rabbit, "kafka": kafka})
-
-
-async def create_database(settings: Settings) -> None:
-    admin = await asyncpg.connect(asyncpg_dsn(settings.db.url, "postgres"))
-    await admin.execute(f'CREATE DATABASE "{settings.db.database_name}"')
-    await admin.close()
-    subprocess.run(  # noqa: ASYNC221 - one-off setup before anything is measured
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT,
-        env={**os.environ, **settings.as_env()},
-        check=True,
-        capture_output=True,
-    )
-
-
-async def drop_database(settings: Settings) -> None:
-    admin = await asyncpg.connect(asyncpg_dsn(settings.db.url, "postgres"))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{settings.db.database_name}" WITH (FORCE)')
-    await admin.close()
+    return isolated_settings(Settings(), TAG, db_prefix="taskstream_bench_n")
 
 
 async def seed(settings: Settings) -> tuple[uuid.UUID, list[uuid.UUID]]:
@@ -211,7 +189,7 @@ async def raw_consume(settings: Settings, queue: str, n: int) -> float:
 async def run(events_n: int) -> dict[str, float]:
     settings = bench_settings()
     topology = Topology.from_settings(settings.rabbit)
-    await create_database(settings)
+    await create_database(settings, ROOT)
     await ensure_topics(settings.kafka, names=[settings.kafka.task_events_topic])
     engine = create_engine(settings.db)
     factory = create_session_factory(engine)

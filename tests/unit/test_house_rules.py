@@ -49,3 +49,37 @@ def test_the_served_app_has_no_bench_route_or_public_path() -> None:
     assert paths, "the app registers routes"
     assert [p for p in paths if p.startswith("/bench")] == []
     assert PUBLIC_PATHS.search("/bench/noop") is None
+
+
+def _package_graph() -> dict[str, set[str]]:
+    """Which area package imports which other one (lazy imports included)."""
+    packages = {p.name for p in LIBRARY.iterdir() if (p / "__init__.py").is_file()}
+    graph: dict[str, set[str]] = {name: set() for name in packages}
+    for path in LIBRARY.rglob("*.py"):
+        relative = path.relative_to(LIBRARY)
+        if len(relative.parts) < 2 or relative.parts[0] not in packages:
+            continue
+        for name in _imported_modules(path):
+            parts = name.split(".")
+            other = parts[1] if parts[0] == "taskstream" and len(parts) > 1 else None
+            if other in packages and other != relative.parts[0]:
+                graph[relative.parts[0]].add(other)
+    return graph
+
+
+def test_area_packages_do_not_import_each_other_in_a_loop() -> None:
+    graph = _package_graph()
+    assert graph["tasks"], "the walk finds imports between packages"
+
+    def loop_from(start: str, path: list[str]) -> list[str] | None:
+        for nxt in sorted(graph[path[-1]]):
+            if nxt == start:
+                return [*path, nxt]
+            if nxt not in path:
+                found = loop_from(start, [*path, nxt])
+                if found:
+                    return found
+        return None
+
+    loops = [found for name in sorted(graph) if (found := loop_from(name, [name]))]
+    assert loops == []

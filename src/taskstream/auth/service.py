@@ -25,6 +25,7 @@ from taskstream.errors import (
 from taskstream.messages import DomainEvent
 from taskstream.outbox.ids import derived_event_id
 from taskstream.outbox.repository import OutboxRepository
+from taskstream.projects.repository import ProjectRepository
 from taskstream.projects.service import create_project
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -168,8 +169,6 @@ async def logout(session: AsyncSession, user_id: uuid.UUID, refresh_token: str |
 
 async def get_me(session: AsyncSession, user_id: uuid.UUID) -> RegisteredUser:
     """The caller's profile and personal project."""
-    from taskstream.projects.repository import ProjectRepository  # noqa: PLC0415
-
     user = await UserRepository.from_session(session).get_active(user_id)
     if user is None:
         raise NotFoundError("User not found")

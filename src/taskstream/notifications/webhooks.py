@@ -51,6 +51,7 @@ from taskstream.notifications.schemas import (
 from taskstream.notifications.webhook_repository import DeliveryTarget, WebhookRepository
 from taskstream.notifications.webhook_targets import TargetRefusedError, WebhookTargetPolicy
 from taskstream.principal import Principal
+from taskstream.projects.service import require_project_role
 from taskstream.settings import Settings, WebhookSettings
 
 WEBHOOK_ID_HEADER = "webhook-id"
@@ -135,8 +136,6 @@ def to_out(subscription: WebhookSubscription) -> WebhookOut:
 async def _require_maintainer(
     session: AsyncSession, principal: Principal, project_id: uuid.UUID
 ) -> None:
-    from taskstream.projects.service import require_project_role  # noqa: PLC0415 - API-owned
-
     await require_project_role(session, principal, project_id, ProjectRole.MAINTAINER)
 
 

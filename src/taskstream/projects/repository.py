@@ -5,15 +5,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import column, delete, select, table
 from sqlalchemy.dialects.postgresql import insert
 
 from taskstream.db import Repository
 from taskstream.enums import ProjectRole
 from taskstream.projects.models import Project, ProjectMember
 
+# The users table belongs to auth (which depends on projects: registration creates the
+# personal project); membership only needs to know that a user exists and is not deleted, so
+# it reads the two columns by name instead of importing auth's model.
+_USERS = table("users", column("id"), column("deleted_at"))
+
 
 class ProjectRepository(Repository):
+    async def user_is_active(self, user_id: uuid.UUID) -> bool:
+        """The user exists and is not deleted (may be added to a project)."""
+        stmt = select(_USERS.c.id).where(_USERS.c.id == user_id, _USERS.c.deleted_at.is_(None))
+        return (await self.session.execute(stmt)).first() is not None
+
     async def add(self, project: Project) -> None:
         self.session.add(project)
         await self.session.flush()

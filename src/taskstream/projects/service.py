@@ -126,16 +126,15 @@ async def add_member(
 ) -> None:
     """Add a member (maintainers add members/viewers; owners any role), with a
     ``project.member_added`` event in the outbox."""
-    from taskstream.auth.repository import UserRepository  # noqa: PLC0415 - avoid a cycle
-
     caller_role = await require_project_role(session, principal, project_id, ProjectRole.MAINTAINER)
     if not role_at_least(caller_role, ProjectRole.OWNER) and role_at_least(
         role, ProjectRole.MAINTAINER
     ):
         raise ForbiddenError("Only the owner can grant the maintainer or owner role")
-    if await UserRepository.from_session(session).active_role(user_id) is None:
+    projects = ProjectRepository.from_session(session)
+    if not await projects.user_is_active(user_id):
         raise NotFoundError("User not found")
-    if not await ProjectRepository.from_session(session).add_member(project_id, user_id, role):
+    if not await projects.add_member(project_id, user_id, role):
         raise ConflictError("The user is already a member of the project")
     cause = uuid.uuid4()
     await OutboxRepository.from_session(session).add(
