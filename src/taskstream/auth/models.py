@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskstream.db import Base, created_at_column, pg_enum
@@ -16,7 +16,8 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # Kept as typed; unique ignoring case through USERS_EMAIL_LOWER below.
+    email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[UserRole] = mapped_column(
@@ -25,6 +26,11 @@ class User(Base):
     )
     created_at: Mapped[datetime] = created_at_column()
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# One account per address whatever its case, enforced by the database (a check before the
+# insert cannot see a concurrent registration); lookups compare lower(email) to use it.
+USERS_EMAIL_LOWER = Index("uq_users_email_lower", func.lower(User.email), unique=True)
 
 
 class RefreshSession(Base):
