@@ -134,6 +134,8 @@ def _block_attributes(table: Table, model: str, line: str) -> None:
             table.primary_key = cols
         elif attr == "@@unique":
             table.uniques.add(cols)
+            if mapped := _named(args, "map"):
+                table.named_indexes.add(mapped)
         elif attr == "@@index":
             table.indexes.add(cols)
             if mapped := _named(args, "map"):
@@ -251,6 +253,15 @@ def _sql_default(column: sa.Column[object]) -> str | None:
     return str(getattr(arg, "text", arg))
 
 
+def _index_part(expression: object, table_name: str) -> str:
+    if isinstance(expression, sa.Column):
+        return str(expression.name)
+    if isinstance(expression, sa.ClauseElement):
+        sql = str(expression.compile(dialect=postgresql.dialect()))
+        return sql.replace(f"{table_name}.", "")
+    return str(expression)
+
+
 def schema_from_metadata(metadata: sa.MetaData) -> Schema:
     schema = Schema()
     for table_obj in metadata.sorted_tables:
@@ -281,7 +292,10 @@ def schema_from_metadata(metadata: sa.MetaData) -> Schema:
                     )
                 )
         for index in table_obj.indexes:
-            table.indexes.add(tuple(c.name for c in index.columns))  # type: ignore[union-attr]
+            # A unique index is what Prisma's @@unique creates; an expression is written as in
+            # the schema file ("lower(email)"), not as the columns it reads.
+            parts = tuple(_index_part(e, table_obj.name) for e in index.expressions)
+            (table.uniques if index.unique else table.indexes).add(parts)
             if isinstance(index.name, str) and not index.name.startswith("ix_%"):
                 table.named_indexes.add(index.name)
     return schema

@@ -104,6 +104,12 @@ class AuthSettings(BaseModel):
     jwt_public_key_file: Path | None = None
     access_token_ttl_s: int = Field(default=900, ge=30)
     refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    # A refresh token presented again this soon after its rotation gets the pair that rotation
+    # issued (two tabs, a client retry) instead of revoking the family as a replay.
+    refresh_reuse_grace_s: float = Field(default=20.0, ge=0, le=300)
+    # A session (a family of rotated refresh tokens) ends this long after the password login
+    # that started it, however often it is rotated.
+    refresh_session_max_age_s: int = Field(default=30 * 24 * 3600, ge=1)
     leeway_s: int = Field(default=10, ge=0)
     issuer: str = "taskstream"
 

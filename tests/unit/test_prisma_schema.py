@@ -54,9 +54,21 @@ MUTATIONS = [
     ),
     (
         "unique dropped",
-        "  email         String    @unique @db.VarChar(320)",
-        "  email         String    @db.VarChar(320)",
-        "users: unique ('email',) only in models",
+        "  token_hash String    @unique @db.VarChar(128)",
+        "  token_hash String    @db.VarChar(128)",
+        "refresh_sessions: unique ('token_hash',) only in models",
+    ),
+    (
+        "expression unique read as its column",
+        "@@unique([lower(email)]",
+        "@@unique([email]",
+        "users: unique ('lower(email)',) only in models",
+    ),
+    (
+        "expression unique dropped",
+        '  @@unique([lower(email)], map: "uq_users_email_lower")\n',
+        "",
+        "users: unique ('lower(email)',) only in models",
     ),
     (
         "index dropped",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskstream.db import Base, created_at_column, pg_enum
@@ -16,7 +16,8 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # Kept as typed; unique ignoring case through USERS_EMAIL_LOWER below.
+    email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[UserRole] = mapped_column(
@@ -27,8 +28,20 @@ class User(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+# One account per address whatever its case, enforced by the database (a check before the
+# insert cannot see a concurrent registration); lookups compare lower(email) to use it.
+USERS_EMAIL_LOWER = Index("uq_users_email_lower", func.lower(User.email), unique=True)
+
+
 class RefreshSession(Base):
-    """One refresh token. Rotation chains tokens in a family; reuse revokes the family."""
+    """One refresh token. Rotation chains tokens in a family; reuse revokes the family.
+
+    ``authenticated_at`` is the password login that started the family (copied along the
+    chain): the family's absolute lifetime counts from it. ``successor_sealed`` is the pair
+    this token's rotation issued, encrypted with a key derived from this token itself (see
+    ``auth.tokens.seal_successor``), so that only a holder of the token can read it back
+    during the reuse grace window; it is cleared once the window has passed.
+    """
 
     __tablename__ = "refresh_sessions"
     __table_args__ = (Index(None, "family_id"), Index(None, "user_id"))
@@ -40,4 +53,6 @@ class RefreshSession(Base):
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    authenticated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    successor_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

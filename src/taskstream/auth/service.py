@@ -7,13 +7,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth.models import User
 from taskstream.auth.passwords import hash_password, verify_password
 from taskstream.auth.repository import RefreshSessionRepository, UserRepository
-from taskstream.auth.tokens import TokenCodec, hash_refresh_token, new_refresh_token
+from taskstream.auth.tokens import (
+    TokenCodec,
+    hash_refresh_token,
+    new_refresh_token,
+    open_successor,
+    seal_successor,
+)
 from taskstream.enums import UserRole
 from taskstream.errors import (
     ConflictError,
@@ -109,13 +116,17 @@ async def register_user(
 
 
 async def _issue_pair(
-    session: AsyncSession, codec: TokenCodec, user: User, family_id: uuid.UUID
+    session: AsyncSession,
+    codec: TokenCodec,
+    user: User,
+    family_id: uuid.UUID,
+    authenticated_at: datetime,
 ) -> TokenPair:
     access = codec.issue_access(user.id, user.role)
     raw, token_hash = new_refresh_token()
     expires_at = datetime.now(UTC) + timedelta(seconds=codec.settings.refresh_token_ttl_s)
     await RefreshSessionRepository.from_session(session).add(
-        user.id, family_id, token_hash, expires_at
+        user.id, family_id, token_hash, expires_at, authenticated_at
     )
     return TokenPair(access.token, raw, access.expires_in)
 
@@ -126,18 +137,33 @@ async def login(session: AsyncSession, codec: TokenCodec, email: str, password: 
     ok = await verify_password(user.password_hash if user else None, password)
     if user is None or not ok:
         raise UnauthorizedError("Invalid email or password")
-    pair = await _issue_pair(session, codec, user, family_id=uuid.uuid4())
+    pair = await _issue_pair(
+        session, codec, user, family_id=uuid.uuid4(), authenticated_at=datetime.now(UTC)
+    )
     await session.commit()
     return pair
 
 
 async def refresh(session: AsyncSession, codec: TokenCodec, refresh_token: str) -> TokenPair:
-    """Rotate a refresh token. Presenting a token that was already used revokes its whole
-    family (the token was stolen or replayed), so both holders must log in again."""
+    """Rotate a refresh token.
+
+    The same token presented again within ``auth.refresh_reuse_grace_s`` of its rotation (two
+    tabs refreshing at once, a client retrying a lost answer) gets the very pair that rotation
+    issued. Presented later, it was stolen or replayed: its whole family is revoked, so both
+    holders must log in again. A family ends ``auth.refresh_session_max_age_s`` after the
+    login that started it, however often it is rotated.
+    """
+    settings = codec.settings
+    grace = timedelta(seconds=settings.refresh_reuse_grace_s)
+    max_age = timedelta(seconds=settings.refresh_session_max_age_s)
     sessions = RefreshSessionRepository.from_session(session)
     token_hash = hash_refresh_token(refresh_token)
-    claimed = await sessions.claim(token_hash)
+    claimed = await sessions.claim(token_hash, max_age)
     if claimed is None:
+        sealed = await sessions.recent_successor(token_hash, grace, max_age)
+        opened = open_successor(refresh_token, sealed) if sealed is not None else None
+        if opened is not None:
+            return msgspec.json.decode(opened, type=TokenPair)
         known = await sessions.get_by_hash(token_hash)
         if known is not None and known.used_at is not None:
             await sessions.revoke_family(known.family_id)
@@ -149,7 +175,13 @@ async def refresh(session: AsyncSession, codec: TokenCodec, refresh_token: str) 
         await sessions.revoke_family(claimed.family_id)
         await session.commit()
         raise UnauthorizedError("The user no longer exists")
-    pair = await _issue_pair(session, codec, user, family_id=claimed.family_id)
+    pair = await _issue_pair(
+        session, codec, user, claimed.family_id, authenticated_at=claimed.authenticated_at
+    )
+    await sessions.keep_successor(
+        claimed.id, seal_successor(refresh_token, msgspec.json.encode(pair))
+    )
+    await sessions.forget_old_successors(claimed.family_id, grace)
     await session.commit()
     return pair
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from taskstream.enums import UserRole
 from taskstream.errors import UnauthorizedError
@@ -18,6 +20,10 @@ from taskstream.settings import AuthSettings
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss"]
 VERIFIED_CACHE_SIZE = 50_000
+# Domain separation: the lookup hash and the sealing key are both SHA-256 of the token, and
+# must never be equal (the database holds the lookup hash).
+SEALING_KEY_LABEL = b"taskstream refresh successor v1\x00"
+NONCE_BYTES = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +108,25 @@ def new_refresh_token() -> tuple[str, str]:
 def hash_refresh_token(raw: str) -> str:
     # 256 random bits need no slow hash: SHA-256 makes a leaked table useless to an attacker.
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _sealing_key(raw: str) -> bytes:
+    # 256 random bits in the token: a single hash is a sound key derivation for them.
+    return hashlib.sha256(SEALING_KEY_LABEL + raw.encode()).digest()
+
+
+def seal_successor(raw: str, successor: bytes) -> bytes:
+    """Encrypt what the rotation of refresh token ``raw`` issued, under a key only ``raw``
+    yields. The row stores the token's SHA-256, never the token, so a copy of the database
+    (or of a backup) cannot open it; only someone presenting the old token can."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return nonce + AESGCM(_sealing_key(raw)).encrypt(nonce, successor, None)
+
+
+def open_successor(raw: str, sealed: bytes) -> bytes | None:
+    """The plaintext of ``seal_successor(raw, ...)``; None if ``sealed`` is not that."""
+    nonce, ciphertext = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
+    try:
+        return AESGCM(_sealing_key(raw)).decrypt(nonce, ciphertext, None)
+    except (InvalidTag, ValueError):
+        return None

@@ -68,6 +68,20 @@ class NotificationRepository(Repository):
             managers[project_id].add(user_id)
         return managers
 
+    async def current_members(
+        self, project_ids: Collection[uuid.UUID], user_ids: Collection[uuid.UUID]
+    ) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        """(project, user) for each of these users who is a member of these projects now."""
+        if not project_ids or not user_ids:
+            return set()
+        rows = await self.session.execute(
+            select(ProjectMember.project_id, ProjectMember.user_id).where(
+                ProjectMember.project_id.in_(list(project_ids)),
+                ProjectMember.user_id.in_(list(user_ids)),
+            )
+        )
+        return {(project_id, user_id) for project_id, user_id in rows.all()}
+
     async def active_users(self, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
         """Email address of each user that exists and is not deleted."""
         if not user_ids:

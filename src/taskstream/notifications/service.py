@@ -44,8 +44,14 @@ class Recipient:
 async def resolve_recipients(
     session: AsyncSession, events: Sequence[DomainEvent], channel: NotificationChannel
 ) -> dict[uuid.UUID, list[Recipient]]:
-    """Recipients per event id for one channel: roles, minus the actor, deleted users and
-    anyone whose preferences switch this (event type, channel) off. Three queries per batch."""
+    """Recipients per event id for one channel: roles, minus the actor, deleted users, people
+    who are no longer members of the event's project, and anyone whose preferences switch
+    this (event type, channel) off. Four queries per batch.
+
+    Membership is read here, when the notification goes out, not when the event was written:
+    someone removed from a project in between hears nothing more about it, even about tasks
+    they created or are still named on.
+    """
     repo = NotificationRepository.from_session(session)
     project_ids = {p for e in events if (p := event_project_id(e)) is not None}
     managers = await repo.project_managers(project_ids)
@@ -55,6 +61,13 @@ async def resolve_recipients(
         )
         for e in events
     }
+    everyone = set().union(*candidates.values()) if candidates else set()
+    members = await repo.current_members(project_ids, everyone)
+    for event in events:
+        if (project_id := event_project_id(event)) is not None:
+            candidates[event.event_id] = {
+                u for u in candidates[event.event_id] if (project_id, u) in members
+            }
     everyone = set().union(*candidates.values()) if candidates else set()
     emails = await repo.active_users(everyone)
     preferences = await repo.preferences(emails.keys(), channel)

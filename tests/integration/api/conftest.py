@@ -12,7 +12,12 @@ from redis.asyncio import Redis
 
 from taskstream.app import create_app
 from taskstream.settings import KafkaSettings, Settings
-from tests.integration.api.support import ApiUser, register_and_login, relaxed_limits
+from tests.integration.api.support import (
+    ApiServer,
+    ApiUser,
+    register_and_login,
+    relaxed_limits,
+)
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +34,20 @@ async def api_app(api_settings: Settings, database: str, topics: KafkaSettings) 
 async def client(api_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     async with AsyncTestClient(app=api_app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+async def served(
+    api_settings: Settings, database: str, topics: KafkaSettings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the API served by two real worker processes: requests sent together really
+    run together (the in-process test client handles one request at a time)."""
+    server = ApiServer(api_settings, workers=2).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            yield http
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

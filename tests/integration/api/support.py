@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import text
 
+from taskstream.auth.tokens import hash_refresh_token
 from taskstream.messages import TaskCommand, decode_command
 from taskstream.settings import Settings
 
@@ -43,6 +45,20 @@ async def register_and_login(client: httpx.AsyncClient, name: str = "Ada") -> Ap
     return ApiUser(
         body["id"], email, tokens["accessToken"], tokens["refreshToken"], body["personalProjectId"]
     )
+
+
+async def age_refresh_rotation(session_factory: Any, refresh_token: str, seconds: float) -> None:
+    """Pretend the rotation of ``refresh_token`` happened ``seconds`` earlier (past the reuse
+    grace window) without waiting for it."""
+    async with session_factory() as session:
+        await session.execute(
+            text(
+                "UPDATE refresh_sessions SET used_at = used_at - make_interval(secs => :s)"
+                " WHERE token_hash = :h"
+            ),
+            {"s": seconds, "h": hash_refresh_token(refresh_token)},
+        )
+        await session.commit()
 
 
 def free_port() -> int:

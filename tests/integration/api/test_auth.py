@@ -15,7 +15,12 @@ from taskstream.auth.tokens import TokenCodec
 from taskstream.enums import UserRole
 from taskstream.errors import UnauthorizedError
 from taskstream.settings import AuthSettings
-from tests.integration.api.support import PASSWORD, ApiUser, register_and_login
+from tests.integration.api.support import (
+    PASSWORD,
+    ApiUser,
+    age_refresh_rotation,
+    register_and_login,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -85,11 +90,14 @@ async def test_users_me(client, alice: ApiUser):
     assert response.json()["personalProjectId"] == alice.personal_project_id
 
 
-async def test_refresh_rotates_and_reuse_revokes_the_family(client, alice: ApiUser):
+async def test_refresh_rotates_and_reuse_revokes_the_family(
+    client, alice: ApiUser, session_factory
+):
     first = await client.post("/auth/refresh", json={"refreshToken": alice.refresh_token})
     assert first.status_code == 200
     rotated = first.json()["refreshToken"]
     assert rotated != alice.refresh_token
+    await age_refresh_rotation(session_factory, alice.refresh_token, seconds=3600)
     reused = await client.post("/auth/refresh", json={"refreshToken": alice.refresh_token})
     assert reused.status_code == 401
     # the family is revoked: even the legitimately rotated token is dead now
