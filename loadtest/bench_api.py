@@ -40,7 +40,7 @@ import httpx
 
 from taskstream.infra.topics import delete_topics, ensure_topics
 from taskstream.settings import Settings, get_settings
-from tests.integration.api.support import PASSWORD, ApiServer
+from tests.integration.http_support import PASSWORD, ApiServer
 
 BODY = json.dumps({"title": "benchmark task", "priority": "high"})
 

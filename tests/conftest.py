@@ -5,56 +5,36 @@ so concurrent runs never share state."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskstream.db import create_engine, create_session_factory
-from taskstream.infra.probes import asyncpg_dsn, probe_all
+from taskstream.infra.probes import probe_all
+from taskstream.infra.scratch import create_database, drop_database, isolated_settings
 from taskstream.infra.topics import ensure_topics
-from taskstream.settings import DatabaseSettings, KafkaSettings, Settings
+from taskstream.settings import KafkaSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:10]
 
 
 def make_settings(**overrides: object) -> Settings:
-    """Settings for this test session: own database, topics, group; real services."""
-    base = Settings(environment="test")
-    db = DatabaseSettings(url=base.db.with_database(f"taskstream_test_{RUN_ID}"), pool_size=5)
-    kafka = base.kafka.model_copy(
-        update={
-            "task_commands_topic": f"task-commands-{RUN_ID}",
-            "task_commands_dlq_topic": f"task-commands-{RUN_ID}.dlq",
-            "task_events_topic": f"task-events-{RUN_ID}",
-            "consumer_group": f"taskstream-test-{RUN_ID}",
-            "partitions": 4,
-        }
-    )
-    rabbit = base.rabbit.model_copy(update={"events_exchange": f"taskstream.events.{RUN_ID}"})
+    """Settings for this test session: own database, topics, group, exchange and rate-limit
+    counters (``isolated_settings``); real services."""
+    base = isolated_settings(Settings(environment="test"), RUN_ID, db_prefix="taskstream_test")
+    db = base.db.model_copy(update={"pool_size": 5})
+    kafka = base.kafka.model_copy(update={"partitions": 4})
     infra = base.infra.model_copy(update={"state_dir": ROOT / ".taskstream"})
-    # rate-limit counters are per client IP (always 127.0.0.1 here): keep each run's apart
-    redis = base.redis.model_copy(update={"limits_key_prefix": f"taskstream-limits-{RUN_ID}"})
     # Test receivers listen on loopback over plain http: allowed here, refused by default.
     webhooks = base.webhooks.model_copy(
         update={"allowed_targets": ["127.0.0.0/8"], "allow_http": True}
     )
-    values = {
-        "db": db,
-        "webhooks": webhooks,
-        "kafka": kafka,
-        "rabbit": rabbit,
-        "infra": infra,
-        "redis": redis,
-        **overrides,
-    }
+    values = {"db": db, "webhooks": webhooks, "kafka": kafka, "infra": infra, **overrides}
     return base.model_copy(update=values)
 
 
@@ -81,22 +61,9 @@ async def services_up(settings: Settings) -> None:
 @pytest.fixture(scope="session")
 async def database(settings: Settings, services_up: None) -> AsyncIterator[str]:
     """A fresh database built by `alembic upgrade head`, dropped after the session."""
-    name = settings.db.database_name
-    admin = await asyncpg.connect(asyncpg_dsn(settings.db.url, "postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    env = {**os.environ, "TASKSTREAM_DB__URL": settings.db.url}
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    await create_database(settings, ROOT)
     yield settings.db.url
-    admin = await asyncpg.connect(asyncpg_dsn(settings.db.url, "postgres"))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    await drop_database(settings)
 
 
 @pytest.fixture(scope="session")

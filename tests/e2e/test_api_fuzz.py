@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from taskstream.settings import Settings
-from tests.integration.api.support import PASSWORD, ApiServer, relaxed_limits
+from tests.integration.http_support import PASSWORD, ApiServer, relaxed_limits
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(240)]
 

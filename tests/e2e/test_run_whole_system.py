@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 
@@ -15,7 +14,7 @@ import psutil
 import pytest
 
 from taskstream.settings import Settings
-from tests.conftest import ROOT
+from tests.processes import ChildProcess, taskstream_argv
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("database", "topics")]
 
@@ -50,13 +49,9 @@ def test_run_serves_applies_and_stops_on_sigterm(settings: Settings, settings_en
         # every test run registers from 127.0.0.1: keep the per-IP registration limit out of it
         "TASKSTREAM_LIMITS__REGISTRATION": "100000/hour",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "taskstream", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run = ChildProcess(taskstream_argv("run"), env).start()
+    process = run.process
+    assert process is not None
     url = f"http://127.0.0.1:{port}"
     children: list[psutil.Process] = []
     try:

@@ -1,6 +1,6 @@
 """When a task unknown to PostgreSQL and Redis may still be an accepted create whose Redis
 record was lost (Redis keeps nothing across a restart): the decision table, with a stand-in
-for Redis's INFO (unit test; the real restart is tests/integration/api/test_redis_restart.py)."""
+for Redis's INFO (unit test; the real restart is tests/integration/tasks/test_redis_restart.py)."""
 
 from __future__ import annotations
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -43,6 +41,7 @@ from taskstream.outbox.models import OutboxEvent
 from taskstream.outbox.repository import OutboxRepository
 from taskstream.projects.models import Project, ProjectMember
 from taskstream.settings import Settings
+from tests.processes import ChildProcess, taskstream_argv
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "s3cret-for-tests-0123456789"
@@ -90,19 +89,13 @@ class Processes:
     """`taskstream <argv>` children, logged to files, all stopped at teardown."""
 
     log_dir: Path
-    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    children: list[ChildProcess] = field(default_factory=list)
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{name}.log").open("ab")
-        child = subprocess.Popen(
-            [sys.executable, "-m", "taskstream", *argv],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        child = ChildProcess(taskstream_argv(*argv), env, self.log_dir / f"{name}.log").start()
         self.children.append(child)
-        return child
+        assert child.process is not None
+        return child.process
 
     def log(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
@@ -110,15 +103,7 @@ class Processes:
 
     def stop_all(self) -> None:
         for child in self.children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for child in self.children:
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+            child.stop()
 
 
 @pytest.fixture
