@@ -20,12 +20,14 @@ from taskstream.auth.middleware import UserStatusCache
 from taskstream.auth.tokens import TokenCodec
 from taskstream.bench import BENCH_ROUTES
 from taskstream.bodies import ApiRequest
+from taskstream.client_address import ClientAddress
 from taskstream.commands.endpoints import CommandController
 from taskstream.db import create_engine, create_session_factory
 from taskstream.dependencies import DEPENDENCIES
 from taskstream.guard import RequestGuard
 from taskstream.health import HealthController
 from taskstream.kafka import CommandPublisher
+from taskstream.login_guard import LoginGuard
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
@@ -65,6 +67,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         redis=redis,
         publisher=publisher,
         rate_limiter=limiter,
+        login_guard=LoginGuard(redis, settings.limits, settings.redis.limits_key_prefix),
         token_codec=TokenCodec(settings.auth),
         user_status=user_status,
         project_access=access,
@@ -117,7 +120,14 @@ def create_app(settings: Settings | None = None, *, bench_routes: bool = False) 
         handlers += BENCH_ROUTES
     app = Litestar(
         route_handlers=handlers,
-        state=State({"settings": settings}),
+        state=State(
+            {
+                "settings": settings,
+                "client_address": ClientAddress(
+                    settings.api.trusted_proxies, settings.api.forwarded_header
+                ),
+            }
+        ),
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
         # auth, rate limit, content type and idempotency in one layer (see guard.py)

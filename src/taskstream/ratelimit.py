@@ -39,6 +39,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from litestar.types import Scope
 
+from taskstream.client_address import peer_address
 from taskstream.errors import DomainError, UnavailableError
 from taskstream.settings import RateLimitSettings
 
@@ -284,5 +285,7 @@ class RateLimiter:
 
 
 def client_ip(scope: Scope) -> str:
-    client = scope.get("client")
-    return client[0] if client else "unknown"
+    """The client's address: the app's ``ClientAddress`` (trusted proxies), else the peer."""
+    app = scope.get("app")
+    resolve = app.state.get("client_address") if app is not None else None
+    return resolve(scope) if resolve is not None else peer_address(scope)

@@ -6,11 +6,12 @@ Nothing else in the code base reads ``os.environ``.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me-dev-only-secret-0123456789abcdef"  # noqa: S105 - refused in production
@@ -105,10 +106,21 @@ class RateLimitSettings(BaseModel):
     login: str = "10/minute"
     registration: str = "20/hour"
     redis_unavailable_policy: Literal["local", "allow", "deny"] = "local"
+    # Failed logins within the window: from one address for one account, that address is
+    # refused for that account; for one account from anywhere, addresses that have failed for
+    # it are refused (an address that has not failed may still try, so nobody locks out the
+    # owner by failing on purpose).
+    login_failures_per_client: int = Field(default=5, ge=1)
+    login_failures_per_account: int = Field(default=20, ge=1)
+    login_failure_window_s: int = Field(default=900, ge=1)
 
 
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
+    # Reverse proxies (CIDRs) whose forwarding header names the client; default: none, the
+    # TCP peer is the client. ``forwarded_header`` is the one header they set.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -189,6 +201,8 @@ class Settings(BaseSettings):
 
 
 def _env_value(value: object) -> str:
+    if isinstance(value, list):
+        return json.dumps([str(item) for item in value])
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     if isinstance(value, bool):

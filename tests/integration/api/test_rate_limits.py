@@ -63,11 +63,12 @@ async def test_member_over_the_limit_gets_429_with_headers(strict_client, alice:
     assert 1 <= int(limited.headers["retry-after"]) <= 3600
 
 
-async def test_login_is_limited_per_account_and_ip(strict_client, alice: ApiUser):
+async def test_login_is_limited_per_address(strict_client, alice: ApiUser):
     body = {"email": alice.email, "password": "wrong-password-1"}
     statuses = [(await strict_client.post("/auth/login", json=body)).status_code for _ in range(3)]
     assert statuses[:1] == [401] and statuses[-1] == 429
-    # the right password does not help once the account is limited
+    # the right password does not help once the address is limited (failures per account are
+    # in test_client_addresses.py)
     right = await strict_client.post(
         "/auth/login", json={"email": alice.email, "password": PASSWORD}
     )
