@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskstream.db import create_engine, create_session_factory
@@ -23,6 +24,9 @@ from taskstream.settings import DatabaseSettings, KafkaSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:10]
+# opens the detailed GET /health to the tests (X-Health-Token)
+HEALTH_TOKEN = f"health-{RUN_ID}"
+HEALTH_HEADERS = {"X-Health-Token": HEALTH_TOKEN}
 
 
 def make_settings(**overrides: object) -> Settings:
@@ -42,12 +46,14 @@ def make_settings(**overrides: object) -> Settings:
     infra = base.infra.model_copy(update={"state_dir": ROOT / ".taskstream"})
     # rate-limit counters are per client IP (always 127.0.0.1 here): keep each run's apart
     redis = base.redis.model_copy(update={"limits_key_prefix": f"taskstream-limits-{RUN_ID}"})
+    api = base.api.model_copy(update={"health_token": SecretStr(HEALTH_TOKEN)})
     values = {
         "db": db,
         "kafka": kafka,
         "rabbit": rabbit,
         "infra": infra,
         "redis": redis,
+        "api": api,
         **overrides,
     }
     return base.model_copy(update=values)

@@ -145,7 +145,12 @@ def create_app(settings: Settings | None = None, *, bench_routes: bool = False) 
             use_handler_docstrings=True,
             components=Components(
                 security_schemes={
-                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", bearer_format="JWT"
+                    ),
+                    "HealthToken": SecurityScheme(
+                        type="apiKey", name="X-Health-Token", security_scheme_in="header"
+                    ),
                 }
             ),
             security=[{"BearerToken": []}],

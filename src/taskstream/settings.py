@@ -121,6 +121,9 @@ class ApiSettings(BaseModel):
     # TCP peer is the client. ``forwarded_header`` is the one header they set.
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
     forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    # Shown as X-Health-Token, opens the detailed GET /health to monitoring without an admin
+    # account; unset: admins only.
+    health_token: SecretStr | None = None
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

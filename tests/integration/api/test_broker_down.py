@@ -18,6 +18,7 @@ from taskstream.app import create_app
 from taskstream.idempotency import derived_id
 from taskstream.infra.local import tansu_binary
 from taskstream.infra.topics import ensure_topics
+from tests.conftest import HEALTH_HEADERS
 from tests.integration.api.support import ApiUser, free_port
 
 pytestmark = pytest.mark.fault
@@ -81,6 +82,12 @@ async def test_broker_stopped_gives_503_with_retry_after_and_nothing_accepted(
             headers=alice.headers,
         )
         assert batch.status_code == 503
-        health = await client.get("/health")
+        health = await client.get("/health", headers=HEALTH_HEADERS)
         assert health.status_code == 503
         assert health.json()["services"]["kafka"]["status"] == "down"
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json() == {
+            "status": "unavailable",
+            "checks": {"postgres": "up", "redis": "up", "kafka": "down"},
+        }

@@ -12,6 +12,7 @@ from litestar.testing import AsyncTestClient
 from taskstream.app import create_app
 from taskstream.ratelimit import RateLimiter
 from taskstream.settings import RedisSettings, Settings
+from tests.conftest import HEALTH_HEADERS
 from tests.integration.api.support import PASSWORD, ApiUser, relaxed_limits
 
 
@@ -85,7 +86,7 @@ async def test_redis_down_falls_back_to_local_limits_and_reports_it(no_redis_cli
     await no_redis_client.get("/users/me", headers=alice.headers)
     limited = await no_redis_client.get("/users/me", headers=alice.headers)
     assert limited.status_code == 429
-    health = await no_redis_client.get("/health")
+    health = await no_redis_client.get("/health", headers=HEALTH_HEADERS)
     assert health.status_code == 200
     services = health.json()["services"]
     assert services["ratelimit"]["status"] == "degraded"
