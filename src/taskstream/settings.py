@@ -14,7 +14,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRET = "change-me-dev-only-secret-0123456789abcdef"  # noqa: S105 - refused in production
+from taskstream.dev_secret import local_jwt_secret
+
+# The secret older .env files shipped with: known to everyone, refused except in tests.
+PLACEHOLDER_SECRET = "change-me-dev-only-secret-0123456789abcdef"  # noqa: S105
 
 
 class DatabaseSettings(BaseModel):
@@ -88,7 +91,9 @@ class WebhookSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # Empty: outside production a random secret is generated into infra.state_dir on first
+    # start (dev_secret.py); production must set it.
+    jwt_secret: SecretStr = SecretStr("")
     jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"] = "HS256"
     jwt_private_key_file: Path | None = None
     jwt_public_key_file: Path | None = None
@@ -174,10 +179,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
-        if self.environment == "production":
+        if self.auth.jwt_algorithm.startswith("HS"):
             secret = self.auth.jwt_secret.get_secret_value()
-            uses_hmac = self.auth.jwt_algorithm.startswith("HS")
-            if uses_hmac and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
+            if secret == PLACEHOLDER_SECRET and self.environment != "test":
+                raise ValueError(
+                    "TASKSTREAM_AUTH__JWT_SECRET is the published placeholder: unset it (a "
+                    "random one is generated outside production) or set a random value"
+                )
+            if not secret and self.environment == "production":
+                raise ValueError(
+                    "TASKSTREAM_AUTH__JWT_SECRET must be set to a random value of at least "
+                    "32 characters outside development"
+                )
+            if not secret:
+                generated = local_jwt_secret(self.infra.state_dir)
+                self.auth.jwt_secret = SecretStr(generated)
+            elif self.environment == "production" and len(secret) < 32:
                 raise ValueError(
                     "TASKSTREAM_AUTH__JWT_SECRET must be set to a random value of at least "
                     "32 characters outside development"
