@@ -22,6 +22,7 @@ from taskstream.bench import BENCH_ROUTES
 from taskstream.bodies import ApiRequest
 from taskstream.client_address import ClientAddress
 from taskstream.commands.endpoints import CommandController
+from taskstream.concurrency_caps import ConcurrencyCaps
 from taskstream.db import create_engine, create_session_factory
 from taskstream.dependencies import DEPENDENCIES
 from taskstream.guard import RequestGuard
@@ -29,6 +30,7 @@ from taskstream.health import HealthController
 from taskstream.kafka import CommandPublisher
 from taskstream.login_guard import LoginGuard
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
+from taskstream.notifications.live_hub import LiveHub
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
@@ -60,6 +62,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     await publisher.start()
     limiter = RateLimiter(settings.limits, settings.redis.url, settings.redis.limits_key_prefix)
     access = ProjectAccessCache(session_factory)
+    live_hub = LiveHub(settings.redis.url)
     user_status = UserStatusCache(session_factory)
     app.state.update(
         engine=engine,
@@ -68,6 +71,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         publisher=publisher,
         rate_limiter=limiter,
         login_guard=LoginGuard(redis, settings.limits, settings.redis.limits_key_prefix),
+        concurrency_caps=ConcurrencyCaps(redis, settings.redis.limits_key_prefix),
+        live_hub=live_hub,
         token_codec=TokenCodec(settings.auth),
         user_status=user_status,
         project_access=access,
@@ -85,6 +90,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await live_hub.close()
         await access.close()
         await user_status.close()
         await publisher.stop()

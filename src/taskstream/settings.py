@@ -135,6 +135,9 @@ class ApiSettings(BaseModel):
     batch_max_items: int = Field(default=1000, ge=1)
     page_limit_max: int = Field(default=200, ge=1)
     command_wait_max_s: float = Field(default=30.0, ge=0)
+    # Held open at once per user, over all API processes (429 beyond).
+    max_streams_per_user: int = Field(default=5, ge=1)
+    max_command_waits_per_user: int = Field(default=10, ge=1)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
     # How long a command on a task that neither PostgreSQL nor Redis knows waits for the row,
     # when Redis may have lost the task's acceptance record (it restarted since); then 503.
