@@ -244,7 +244,7 @@ async def end_to_end(settings: Settings, rate: int, seconds: float, log_dir: Pat
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
             for _ in range(100):
                 try:
-                    if (await client.get("/health")).status_code in (200, 503):
+                    if (await client.get("/health/ready")).status_code in (200, 503):
                         break
                 except httpx.TransportError:
                     await asyncio.sleep(0.2)

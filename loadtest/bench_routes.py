@@ -7,17 +7,20 @@ They frame POST /tasks from both sides in the same run, each step adding one cos
 acknowledgement that costs nothing (futures released together by a 1 ms timer: no broker, no
 I/O), the least any request that must wait for a broker can cost; ``/bench/publish`` decodes
 the body and publishes one command with acks=all and nothing else (the floor of this
-HTTP + Kafka stack, before auth, limits and Redis).
+HTTP + Kafka stack, before auth, limits and Redis). ``GET /bench/limited`` passes the member
+rate limit keyed by the client address and answers the server's clock
+(loadtest/bench_ratelimit.py counts accepted hits per limiter window with it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
 import uuid
 
 import msgspec
-from litestar import Litestar, post
+from litestar import Litestar, MediaType, get, post
 from litestar.datastructures import State
 from litestar.status_codes import HTTP_202_ACCEPTED
 
@@ -100,14 +103,28 @@ async def bench_publish(data: BenchTask, state: State) -> dict[str, str]:
     return {"commandId": str(command.command_id)}
 
 
-BENCH_ROUTES = [bench_noop, bench_decode, bench_await, bench_publish]
+@get(
+    "/bench/limited",
+    exclude_from_auth=True,
+    security=[{}],
+    opt={"rate_limit": "member"},
+    include_in_schema=False,
+    media_type=MediaType.TEXT,
+)
+async def bench_limited() -> str:
+    """Counted by the member limit of the client address; answers the server's clock, so a
+    benchmark can tell which limiter window accepted the request."""
+    return f"{time.time():.6f}"
+
+
+BENCH_ROUTES = [bench_noop, bench_decode, bench_await, bench_publish, bench_limited]
 
 
 def create_bench_app() -> Litestar:
     """The product's app plus the ``/bench/*`` reference routes (``--factory`` for granian).
 
-    The routes opt out of authentication and rate limits themselves (``exclude_from_auth``,
-    ``rate_limit: None``), so the product's guard needs no public path for them."""
+    The routes opt out of authentication themselves (``exclude_from_auth``) and say which rate
+    limit applies (``rate_limit`` opt), so the product's guard needs no public path for them."""
     app = create_app()
     for route in BENCH_ROUTES:
         app.register(route)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskstream.db import create_engine, create_session_factory
@@ -21,6 +22,9 @@ from taskstream.settings import KafkaSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:10]
+# opens the detailed GET /health to the tests (X-Health-Token)
+HEALTH_TOKEN = f"health-{RUN_ID}"
+HEALTH_HEADERS = {"X-Health-Token": HEALTH_TOKEN}
 
 
 def make_settings(**overrides: object) -> Settings:
@@ -34,7 +38,15 @@ def make_settings(**overrides: object) -> Settings:
     webhooks = base.webhooks.model_copy(
         update={"allowed_targets": ["127.0.0.0/8"], "allow_http": True}
     )
-    values = {"db": db, "webhooks": webhooks, "kafka": kafka, "infra": infra, **overrides}
+    api = base.api.model_copy(update={"health_token": SecretStr(HEALTH_TOKEN)})
+    values = {
+        "db": db,
+        "webhooks": webhooks,
+        "kafka": kafka,
+        "infra": infra,
+        "api": api,
+        **overrides,
+    }
     return base.model_copy(update=values)
 
 

@@ -7,7 +7,7 @@ worker carries on; transient failures (database, SMTP) requeue after a backoff.
 One consumer, one channel: each queue is consumed on its own connection and channel, so a
 delivery tag is only ever acked by the consumer it was delivered to, and a channel error (or a
 lost connection) stops that consumer alone. It is counted, logged once per episode, shown in the
-worker's heartbeat (``taskstream.notifications.worker_status``, read by ``GET /health``), and
+worker's heartbeat (``taskstream.infra.worker_status``, read by ``GET /health``), and
 the consumer reopens its channel with backoff; its unacked messages return to the queue and the
 deterministic notification ids make the redelivery a no-op for what was already done.
 """
@@ -32,19 +32,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskstream.db import create_engine, create_session_factory, transaction
 from taskstream.enums import NotificationChannel
-from taskstream.messages import DomainEvent
-from taskstream.notifications.email import Mailer, deliver_email
-from taskstream.notifications.live import publish_live
-from taskstream.notifications.schemas import LiveNotification
-from taskstream.notifications.service import deliver_in_app
-from taskstream.notifications.webhook_targets import webhook_client
-from taskstream.notifications.worker_status import (
+from taskstream.infra.worker_status import (
     HEARTBEAT_INTERVAL_S,
     ConsumerStatus,
     WorkerStatus,
     clear_worker_status,
     write_worker_status,
 )
+from taskstream.messages import DomainEvent
+from taskstream.notifications.email import Mailer, deliver_email
+from taskstream.notifications.live import publish_live
+from taskstream.notifications.schemas import LiveNotification
+from taskstream.notifications.service import deliver_in_app
+from taskstream.notifications.webhook_targets import webhook_client
 from taskstream.runtime import sleep_or_stop
 from taskstream.settings import Settings
 

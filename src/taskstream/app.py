@@ -14,14 +14,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
-from taskstream.auth.bearer import UserStatusCache
 from taskstream.auth.endpoints import AuthController, UsersController
+from taskstream.auth.login_guard import LoginGuard
 from taskstream.auth.tokens import TokenCodec
+from taskstream.auth.user_status import UserStatusCache
 from taskstream.command_status.endpoints import CommandController
 from taskstream.command_status.records import AcceptedRecorder
+from taskstream.concurrency_caps import ConcurrencyCaps
 from taskstream.db import create_engine, create_session_factory
 from taskstream.kafka import CommandPublisher
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
+from taskstream.notifications.live_hub import LiveHub
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
@@ -31,6 +34,7 @@ from taskstream.tasks.endpoints import TaskController
 from taskstream.tasks.read_endpoints import ProjectStatsController
 from taskstream.tasks.service import TaskService
 from taskstream.web.bodies import ApiRequest
+from taskstream.web.client_address import ClientAddress
 from taskstream.web.dependencies import DEPENDENCIES
 from taskstream.web.guard import RequestGuard
 from taskstream.web.health import HealthController
@@ -58,6 +62,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     await publisher.start()
     limiter = RateLimiter(settings.limits, settings.redis.url, settings.redis.limits_key_prefix)
     access = ProjectAccessCache(session_factory)
+    live_hub = LiveHub(settings.redis.url)
     user_status = UserStatusCache(session_factory)
     app.state.update(
         engine=engine,
@@ -65,6 +70,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         redis=redis,
         publisher=publisher,
         rate_limiter=limiter,
+        login_guard=LoginGuard(redis, settings.limits, settings.redis.limits_key_prefix),
+        concurrency_caps=ConcurrencyCaps(redis, settings.redis.limits_key_prefix),
+        live_hub=live_hub,
         token_codec=TokenCodec(settings.auth),
         user_status=user_status,
         project_access=access,
@@ -83,6 +91,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await live_hub.close()
         await access.close()
         await user_status.close()
         await publisher.stop()
@@ -106,7 +115,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     ]
     app = Litestar(
         route_handlers=handlers,
-        state=State({"settings": settings}),
+        state=State(
+            {
+                "settings": settings,
+                "client_address": ClientAddress(
+                    settings.api.trusted_proxies, settings.api.forwarded_header
+                ),
+            }
+        ),
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
         # auth, rate limit, content type and idempotency in one layer (see guard.py)
@@ -124,7 +140,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             use_handler_docstrings=True,
             components=Components(
                 security_schemes={
-                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", bearer_format="JWT"
+                    ),
+                    "HealthToken": SecurityScheme(
+                        type="apiKey", name="X-Health-Token", security_scheme_in="header"
+                    ),
                 }
             ),
             security=[{"BearerToken": []}],

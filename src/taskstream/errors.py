@@ -47,6 +47,16 @@ class WebhookQuotaExceededError(ConflictError):
     slug, title = "webhook-quota-exceeded", "Webhook quota exceeded"
 
 
+class RateLimitedError(DomainError):
+    """Too many requests (a rate limit or a concurrency cap); ``headers`` say when to retry."""
+
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str, headers: dict[str, str]) -> None:
+        super().__init__(detail)
+        self.headers = headers
+
+
 class UnavailableError(DomainError):
     """A dependency (broker, database) cannot take the request now; retry later."""
 

@@ -11,10 +11,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRET = "change-me-dev-only-secret-0123456789abcdef"  # noqa: S105 - refused in production
+from taskstream.dev_secret import local_jwt_secret
+
+# The secret older .env files shipped with: known to everyone, refused except in tests.
+PLACEHOLDER_SECRET = "change-me-dev-only-secret-0123456789abcdef"  # noqa: S105
 
 
 class DatabaseSettings(BaseModel):
@@ -98,7 +101,9 @@ class WebhookSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # Empty: outside production a random secret is generated into infra.state_dir on first
+    # start (dev_secret.py); production must set it.
+    jwt_secret: SecretStr = SecretStr("")
     jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"] = "HS256"
     jwt_private_key_file: Path | None = None
     jwt_public_key_file: Path | None = None
@@ -122,16 +127,33 @@ class RateLimitSettings(BaseModel):
     login: str = "10/minute"
     registration: str = "20/hour"
     redis_unavailable_policy: Literal["local", "allow", "deny"] = "local"
+    # Failed logins within the window: from one address for one account, that address is
+    # refused for that account; for one account from anywhere, addresses that have failed for
+    # it are refused (an address that has not failed may still try, so nobody locks out the
+    # owner by failing on purpose).
+    login_failures_per_client: int = Field(default=5, ge=1)
+    login_failures_per_account: int = Field(default=20, ge=1)
+    login_failure_window_s: int = Field(default=900, ge=1)
 
 
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
+    # Reverse proxies (CIDRs) whose forwarding header names the client; default: none, the
+    # TCP peer is the client. ``forwarded_header`` is the one header they set.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    # Shown as X-Health-Token, opens the detailed GET /health to monitoring without an admin
+    # account; unset: admins only.
+    health_token: SecretStr | None = None
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     batch_max_items: int = Field(default=1000, ge=1)
     page_limit_max: int = Field(default=200, ge=1)
     command_wait_max_s: float = Field(default=30.0, ge=0)
+    # Held open at once per user, over all API processes (429 beyond).
+    max_streams_per_user: int = Field(default=5, ge=1)
+    max_command_waits_per_user: int = Field(default=10, ge=1)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
     # How long a command on a task that neither PostgreSQL nor Redis knows waits for the row,
     # when Redis may have lost the task's acceptance record (it restarted since); then 503.
@@ -176,10 +198,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
-        if self.environment == "production":
+        if self.auth.jwt_algorithm.startswith("HS"):
             secret = self.auth.jwt_secret.get_secret_value()
-            uses_hmac = self.auth.jwt_algorithm.startswith("HS")
-            if uses_hmac and (secret == PLACEHOLDER_SECRET or len(secret) < 32):
+            if secret == PLACEHOLDER_SECRET and self.environment != "test":
+                raise ValueError(
+                    "TASKSTREAM_AUTH__JWT_SECRET is the published placeholder: unset it (a "
+                    "random one is generated outside production) or set a random value"
+                )
+            if not secret and self.environment == "production":
+                raise ValueError(
+                    "TASKSTREAM_AUTH__JWT_SECRET must be set to a random value of at least "
+                    "32 characters outside development"
+                )
+            if not secret:
+                generated = local_jwt_secret(self.infra.state_dir)
+                self.auth.jwt_secret = SecretStr(generated)
+            elif self.environment == "production" and len(secret) < 32:
                 raise ValueError(
                     "TASKSTREAM_AUTH__JWT_SECRET must be set to a random value of at least "
                     "32 characters outside development"
@@ -207,7 +241,8 @@ class Settings(BaseSettings):
 
 def _env_value(value: object) -> str:
     if isinstance(value, list):
-        return json.dumps(value)  # pydantic-settings reads complex values as JSON
+        # pydantic-settings reads complex values as JSON (CIDRs and the like as strings)
+        return json.dumps([str(item) for item in value])
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     if isinstance(value, bool):

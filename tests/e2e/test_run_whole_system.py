@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from taskstream.settings import Settings
+from tests.conftest import HEALTH_HEADERS
 from tests.processes import ChildProcess, taskstream_argv
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("database", "topics")]
@@ -32,7 +33,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
     while time.monotonic() < deadline:
         assert process.poll() is None, "taskstream run exited early"
         try:
-            response = httpx.get(f"{url}/health", timeout=5)
+            response = httpx.get(f"{url}/health", headers=HEALTH_HEADERS, timeout=5)
             if response.status_code == 200:
                 return response.json()
         except httpx.TransportError:

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from taskstream.auth.bearer import UserStatusCache
+from taskstream.auth.user_status import UserStatusCache
 from taskstream.enums import ProjectRole, UserRole
 from taskstream.errors import ForbiddenError, NotFoundError
 from taskstream.principal import Principal

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -56,6 +58,29 @@ def test_placeholder_secret_refused_in_production(monkeypatch: pytest.MonkeyPatc
     assert Settings(_env_file=None).environment == "production"  # type: ignore[call-arg]
 
 
-def test_placeholder_secret_allowed_in_development() -> None:
-    settings = Settings(environment="development", _env_file=None)  # type: ignore[call-arg]
-    assert settings.auth.jwt_secret.get_secret_value() == PLACEHOLDER_SECRET
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_the_published_placeholder_is_refused_outside_tests(
+    monkeypatch: pytest.MonkeyPatch, environment: str
+) -> None:
+    monkeypatch.setenv("TASKSTREAM_AUTH__JWT_SECRET", PLACEHOLDER_SECRET)
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings(environment=environment, _env_file=None)  # type: ignore[call-arg]
+    assert Settings(environment="test", _env_file=None).environment == "test"  # type: ignore[call-arg]
+
+
+def test_development_generates_one_random_secret_into_the_state_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("TASKSTREAM_AUTH__JWT_SECRET", raising=False)
+    monkeypatch.setenv("TASKSTREAM_INFRA__STATE_DIR", str(tmp_path / "state"))
+    first = Settings(environment="development", _env_file=None)  # type: ignore[call-arg]
+    secret = first.auth.jwt_secret.get_secret_value()
+    assert len(secret) >= 48 and secret != PLACEHOLDER_SECRET
+    assert (tmp_path / "state" / "jwt-secret").stat().st_mode & 0o777 == 0o600
+    # every later process started from the same state directory uses the same secret
+    again = Settings(environment="development", _env_file=None)  # type: ignore[call-arg]
+    assert again.auth.jwt_secret.get_secret_value() == secret
+    assert first.as_env()["TASKSTREAM_AUTH__JWT_SECRET"] == secret
+    monkeypatch.setenv("TASKSTREAM_INFRA__STATE_DIR", str(tmp_path / "elsewhere"))
+    other = Settings(environment="development", _env_file=None)  # type: ignore[call-arg]
+    assert other.auth.jwt_secret.get_secret_value() != secret

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth import service
+from taskstream.auth.login_guard import LoginGuard
 from taskstream.auth.schemas import (
     LoginRequest,
     LogoutRequest,
@@ -18,8 +19,10 @@ from taskstream.auth.schemas import (
     TokenResponse,
     UserResponse,
 )
+from taskstream.errors import UnauthorizedError
 from taskstream.principal import Principal
 from taskstream.problems import problem_responses
+from taskstream.web.ratelimit import client_ip
 
 
 def _token_response(pair: service.TokenPair) -> TokenResponse:
@@ -79,11 +82,23 @@ class AuthController(Controller):
         data: JSONBody[LoginRequest],
         db_session: NamedDependency[AsyncSession],
         state: State,
+        request: Request,
     ) -> TokenResponse:
         """Exchange email and password for an access and a refresh token."""
-        # Per account as well as per IP: a password-spraying botnet has many IPs.
-        await state.rate_limiter.check("login", f"account:{data.email.strip().lower()}")
-        pair = await service.login(db_session, state.token_codec, data.email, data.password)
+        if not state.settings.limits.enabled:
+            return _token_response(
+                await service.login(db_session, state.token_codec, data.email, data.password)
+            )
+        # Only failures count, per account and per (address, account): see login_guard.py.
+        guard: LoginGuard = state.login_guard
+        address = client_ip(request.scope)
+        await guard.check(address, data.email)
+        try:
+            pair = await service.login(db_session, state.token_codec, data.email, data.password)
+        except UnauthorizedError:
+            await guard.record_failure(address, data.email)
+            raise
+        await guard.record_success(address, data.email)
         return _token_response(pair)
 
     @post(

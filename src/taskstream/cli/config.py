@@ -14,7 +14,8 @@ SECTION_HELP = {
     "kafka": "Kafka-protocol broker: topics, consumer group, producer and batch tuning",
     "redis": "Redis: rate limits, idempotency keys, accepted-command records",
     "rabbit": "RabbitMQ: domain-event exchange, worker prefetch, webhook retries",
-    "auth": "JWT access tokens and refresh sessions (placeholder secret refused in production)",
+    "auth": "JWT access tokens and refresh sessions (empty secret: generated into "
+    "infra.state_dir/jwt-secret outside production)",
     "limits": "Rate limits in `limits` notation (N/second|minute|hour); policy when Redis is down",
     "api": "HTTP API: bind address, workers, body size, batch and page caps",
     "webhooks": "Webhook POSTs: attempt deadline, response cap, concurrency per destination",

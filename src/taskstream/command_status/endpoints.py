@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskstream.command_status.repository import CommandStatusRepository
 from taskstream.command_status.service import CommandView, get_command_status
 from taskstream.command_status.waiter import SettledListener
+from taskstream.concurrency_caps import ConcurrencyCaps
 from taskstream.infra.probes import asyncpg_dsn
 from taskstream.principal import Principal
 from taskstream.settings import Settings
@@ -57,7 +58,16 @@ class CommandController(Controller):
         settings: Settings = state.settings
         wait_s = min(wait, settings.api.command_wait_max_s)
         repo = CommandStatusRepository(db_session, state.get("redis"))
-        listener = await settled_listener(state) if wait_s > 0 else None
-        return await get_command_status(
-            repo, current_user, command_id, wait_s=wait_s, listener=listener
-        )
+        if wait_s <= 0:
+            return await get_command_status(repo, current_user, command_id, wait_s=0)
+        # waiting holds a connection and a listener slot: at most a few per user
+        caps: ConcurrencyCaps = state.concurrency_caps
+        cap = settings.api.max_command_waits_per_user
+        claim = await caps.acquire("command-waits", current_user.user_id, cap, wait_s + 5)
+        try:
+            listener = await settled_listener(state)
+            return await get_command_status(
+                repo, current_user, command_id, wait_s=wait_s, listener=listener
+            )
+        finally:
+            await caps.release(claim)

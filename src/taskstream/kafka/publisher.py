@@ -38,6 +38,19 @@ class CommandPublisher:
     def ready(self) -> bool:
         return self._producer is not None
 
+    async def reachable(self, timeout_s: float) -> bool:
+        """Whether the broker answers a metadata request on the producer's own connections
+        (for readiness: bounded, no client of its own)."""
+        producer = self._producer
+        if producer is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout_s):
+                await producer.client.fetch_all_metadata()
+        except Exception:
+            return False
+        return True
+
     def _new_producer(self) -> AIOKafkaProducer:
         return new_producer(
             self.settings,

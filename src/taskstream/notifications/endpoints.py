@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-import msgspec
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Request, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.fields import CURSOR_QUERY, Cursor
 from taskstream.notifications import service, webhooks
-from taskstream.notifications.live import subscribe_live
 from taskstream.notifications.schemas import (
     NotificationOut,
     NotificationPage,
@@ -29,6 +25,7 @@ from taskstream.notifications.schemas import (
     WebhookDeliveryOut,
     WebhookOut,
 )
+from taskstream.notifications.streams import claim_stream, live_events, token_expiry
 from taskstream.principal import Principal
 from taskstream.problems import problem_responses
 
@@ -90,29 +87,14 @@ class NotificationController(Controller):
         responses=problem_responses(),
     )
     async def stream(
-        self, *, current_user: NamedDependency[Principal], state: State
+        self, *, current_user: NamedDependency[Principal], state: State, request: Request
     ) -> ServerSentEvent:
-        """Server-Sent Events: one ``notification`` event per new notification, live."""
-        settings = state.settings
-        user_id = current_user.user_id
-
-        async def events() -> AsyncIterator[ServerSentEventMessage]:
-            # A connection of its own: the app's shared client has a 1 s socket timeout.
-            redis = Redis.from_url(settings.redis.url)
-            try:
-                yield ServerSentEventMessage(comment="connected")
-                async for payload in subscribe_live(redis, user_id):
-                    if not payload:
-                        yield ServerSentEventMessage(comment="keep-alive")
-                        continue
-                    event_id = str(msgspec.json.decode(payload).get("id", ""))
-                    yield ServerSentEventMessage(
-                        data=payload.decode(), event="notification", id=event_id
-                    )
-            finally:
-                await redis.aclose()
-
-        return ServerSentEvent(events())
+        """Server-Sent Events: one ``notification`` event per new notification, live, until
+        the access token expires (then an ``end`` event); at most
+        ``api.max_streams_per_user`` open per user (429 beyond)."""
+        claim = await claim_stream(state, current_user.user_id)
+        expires_at = token_expiry(request.scope.get("auth"))
+        return ServerSentEvent(live_events(state, current_user.user_id, claim, expires_at))
 
 
 class NotificationPreferencesController(Controller):

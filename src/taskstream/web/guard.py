@@ -24,8 +24,8 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskstream.auth.bearer import authenticate
 from taskstream.principal import Principal
+from taskstream.web.authentication import authenticate
 from taskstream.web.idempotency import serve_idempotent
 from taskstream.web.ratelimit import RateLimiter, client_ip
 
@@ -98,6 +98,8 @@ class RequestGuard:
                 limit, identity = opt["rate_limit"], client_ip(scope)
             elif user is not None:
                 limit, identity = ("admin" if user.is_admin else "member"), str(user.user_id)
+            elif scope["path"].startswith("/schema"):
+                limit, identity = None, ""  # the API's documentation: static, never limited
             else:
                 limit, identity = "anonymous", client_ip(scope)
             if limit is not None:

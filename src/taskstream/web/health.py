@@ -1,18 +1,29 @@
-"""`GET /health`: whether the API can serve, and each dependency's state."""
+"""Health routes: ``/health/live`` and ``/health/ready`` for probes (anonymous, not rate
+limited, no internals), ``/health`` for the detailed view (admins, or the configured
+``api.health_token`` in ``X-Health-Token``).
+
+The probes cost nothing to abuse: live does no I/O, ready is cached (readiness.py); the
+detailed view probes every dependency with fresh connections, so it is rate limited like any
+anonymous request and closed to anonymous callers."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from redis.asyncio import Redis
 
+from taskstream.errors import ForbiddenError, UnauthorizedError
 from taskstream.infra.lag import total_lag
 from taskstream.infra.probes import probe
-from taskstream.notifications.worker_status import WorkerStatus, read_worker_statuses_bounded
+from taskstream.infra.worker_status import WorkerStatus, read_worker_statuses_bounded
+from taskstream.problems import problem_responses
 from taskstream.settings import Settings
+from taskstream.web.authentication import authenticate
+from taskstream.web.readiness import Readiness, ReadinessCache
 
 
 class ServiceState(msgspec.Struct):
@@ -108,13 +119,70 @@ async def consumer_lag(settings: Settings) -> int | None:
         return None
 
 
+class Liveness(msgspec.Struct):
+    status: str
+
+
+async def _require_health_viewer(state: State, request: Request) -> None:
+    """The detailed view is for admins (bearer token) or holders of ``api.health_token``."""
+    token = state.settings.api.health_token
+    presented = request.headers.get("x-health-token")
+    if token is not None and presented is not None:
+        if hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
+            return
+        raise ForbiddenError("Invalid health token")
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        raise UnauthorizedError("The detailed health view needs an admin token or X-Health-Token")
+    principal = await authenticate(state, authorization.encode("latin-1"))
+    if not principal.is_admin:
+        raise ForbiddenError("The detailed health view is for admins")
+
+
 class HealthController(Controller):
     path = "/health"
     tags = ["health"]
 
-    @get(operation_id="getHealth", summary="Service health", exclude_from_auth=True)
-    async def health(self, state: State) -> Response[HealthReport]:
-        """Report each dependency's state; 503 when the API cannot serve."""
+    @get(
+        "/live",
+        operation_id="getLiveness",
+        summary="Process is up",
+        exclude_from_auth=True,
+        security=[{}],
+        opt={"rate_limit": None},
+    )
+    async def live(self) -> Liveness:
+        """200 while the process serves requests; no I/O."""
+        return Liveness("up")
+
+    @get(
+        "/ready",
+        operation_id="getReadiness",
+        summary="Ready to serve",
+        exclude_from_auth=True,
+        security=[{}],
+        opt={"rate_limit": None},
+    )
+    async def ready(self, state: State) -> Response[Readiness]:
+        """Whether the API can accept commands (PostgreSQL and Kafka up; Redis informative),
+        from the process's own pools, at most one check per second; 503 when not ready."""
+        cache: ReadinessCache | None = state.get("readiness")
+        if cache is None:
+            cache = state.readiness = ReadinessCache(state)
+        report = await cache.report()
+        return Response(report, status_code=200 if report.status == "ready" else 503)
+
+    @get(
+        operation_id="getHealth",
+        summary="Detailed service health",
+        exclude_from_auth=True,
+        security=[{"BearerToken": []}, {"HealthToken": []}],
+        responses=problem_responses(401, 403),
+    )
+    async def health(self, state: State, request: Request) -> Response[HealthReport]:
+        """Each dependency's state, address and detail (admins or ``X-Health-Token``); 503
+        when the API cannot serve."""
+        await _require_health_viewer(state, request)
         extra = {}
         limiter = state.get("rate_limiter")
         if limiter is not None:

@@ -4,11 +4,22 @@ Fixed windows aligned to the clock: the key carries the window number, so one at
 INCR+EXPIRE (limits' Lua script) gives the count, and the reset time is known without a
 second round trip.
 
-Leases: for generous limits a process takes hits from Redis in blocks (INCRBY of 1% of the
-limit) and hands them out locally, so a client at 1000 req/s costs ~10 Redis calls per second
-instead of 1000. Leased hits are counted in Redis when taken, so the shared limit is never
-exceeded; at most one unused block per process and window is lost (a client may be limited up
-to 1% per worker early). Small limits (login, registration) use blocks of one: exact.
+Leases: for generous limits a process takes hits from Redis in blocks (one INCRBY per block)
+and hands them out locally, so a client at 1000 req/s costs a few Redis calls per second
+instead of 1000. Every hit handed out has a position in the window's Redis count (the block
+``(end - size, end]``), and a hit is allowed only when its position is within the limit, so the
+shared limit is never exceeded, however many processes take blocks. Per (kind, identity) and
+process:
+- one refill at a time: requests that find the block used up while a refill is in flight
+  wait for that refill and share its block, instead of each taking a block of its own;
+- a block is taken only when the previous one is used up, so no unused remainder is ever
+  replaced (only a block still unused when its window ends is lost, and that window is over);
+- the block size follows the observed rate: 1 at the start of a window, then at least the
+  number of requests waiting and twice the previous block, capped at 1 % of the limit
+  (``LEASE_FRACTION``) and at an eighth of what is left of the limit, so close to the limit
+  blocks shrink to single hits and little can be stranded in another process's block;
+- once the Redis count has reached the limit, the rest of the window is refused locally.
+Small limits (login, registration: 1 % is below one) use blocks of one: exact.
 
 When Redis is unreachable the configured policy applies (``limits.redis_unavailable_policy``):
 ``local`` (default) keeps limiting per process in memory, ``allow`` stops limiting, ``deny``
@@ -17,18 +28,20 @@ answers 503. The state is logged on every change and reported by /health. Never 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from litestar.types import Scope
 
-from taskstream.errors import DomainError, UnavailableError
+from taskstream.errors import RateLimitedError, UnavailableError
 from taskstream.settings import RateLimitSettings
+from taskstream.web.client_address import peer_address
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +50,11 @@ KINDS: Final[tuple[LimitKind, ...]] = ("member", "admin", "anonymous", "login", 
 # After a Redis failure, use the fallback this long before trying Redis again.
 REDIS_RETRY_AFTER_S: Final = 5.0
 REDIS_TIMEOUT_S: Final = 2.0
-LEASE_FRACTION: Final = 100  # lease 1% of a limit at a time
+LEASE_FRACTION: Final = 100  # a block is at most 1% of a limit
+# A block is at most this fraction of what is left of the limit, so near the limit blocks
+# shrink and another process's unused block strands little.
+HEADROOM_SHARE: Final = 8
 MAX_LEASES: Final = 100_000
-
-
-class RateLimitedError(DomainError):
-    status, slug, title = 429, "rate-limited", "Too many requests"
-
-    def __init__(self, detail: str, headers: dict[str, str]) -> None:
-        super().__init__(detail)
-        self.headers = headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,20 @@ class Decision:
         ]
 
 
+@dataclass(slots=True, eq=False)
+class Lease:
+    """This process's block of one window's Redis count for one (kind, identity)."""
+
+    window: int
+    next: int = 1  # position (in the window's Redis count) of the next hit handed out
+    end: int = 0  # last position of the current block; next > end: used up
+    size: int = 1  # size of the next block
+    full: bool = False  # the Redis count has reached the limit: refuse the rest locally
+    # the one refill in flight; requests that find the block used up wait for it
+    refill: asyncio.Future[None] | None = field(default=None)
+    waiting: int = 0  # requests waiting for the refill in flight
+
+
 def redis_storage_uri(redis_url: str) -> str:
     scheme, sep, rest = redis_url.partition("://")
     return f"async+{scheme}{sep}{rest}"
@@ -101,9 +123,9 @@ class RateLimiter:
         self._redis_down_until = 0.0
         self.last_error: str | None = None
         self._expiry = {k: item.get_expiry() for k, item in self.items.items()}
-        # (kind, identity) -> [window, hits still leased to this process, Redis count at the
-        # end of the lease]; a lease of an earlier window is simply replaced.
-        self._leases: dict[tuple[str, str], list[int]] = {}
+        # (kind, identity) -> this process's lease; a lease of an earlier window is replaced
+        # (its window is over, so nothing still usable is lost).
+        self._leases: dict[tuple[str, str], Lease] = {}
 
     @property
     def degraded(self) -> bool:
@@ -124,36 +146,91 @@ class RateLimiter:
         anything; None when Redis has to be asked (no lease, a new window, or used up).
 
         The hot path of every authenticated request: a dict lookup instead of a coroutine."""
+        lease = self._leases.get((kind, identity))
+        if lease is None:
+            return None
         expiry = self._expiry[kind]
         now = time.time()
         window = int(now // expiry)
-        lease = self._leases.get((kind, identity))
-        if lease is None or lease[0] != window or lease[1] <= 0:
+        if lease.window != window:
             return None
-        lease[1] -= 1
-        count = lease[2] - lease[1]
         amount = self.items[kind].amount
+        if lease.next <= lease.end:
+            count = lease.next
+            lease.next += 1
+        elif lease.full:
+            count = amount + 1
+        else:
+            return None
         reset_s = max(1, math.ceil((window + 1) * expiry - now))
         return Decision(count <= amount, amount, max(0, amount - count), reset_s)
 
     async def hit(self, kind: str, identity: str) -> Decision:
-        decision = self.hit_from_lease(kind, identity)
-        if decision is not None:
-            return decision
-        item = self.items[kind]
+        """Count a hit, taking a new block from Redis when this process's is used up (one
+        refill in flight per (kind, identity); concurrent callers share it)."""
+        key = (kind, identity)
         expiry = self._expiry[kind]
-        now = time.time()
-        window = int(now // expiry)
-        reset_s = max(1, math.ceil((window + 1) * expiry - now))
-        size = max(1, item.amount // LEASE_FRACTION)
-        end = await self._incr(item.key_for(kind, identity, str(window)), expiry, size)
-        if end is None:  # policy "allow" while Redis is down
-            return Decision(True, item.amount, item.amount, reset_s)
+        while True:
+            decision = self.hit_from_lease(kind, identity)
+            if decision is not None:
+                return decision
+            window = int(time.time() // expiry)
+            lease = self._leases.get(key)
+            if lease is None or lease.window != window:
+                lease = self._new_lease(key, window)
+            if lease.refill is None:
+                return await self._refill(kind, identity, lease)
+            lease.waiting += 1
+            try:
+                # shield: a cancelled waiter must not cancel the refill the others share
+                await asyncio.shield(lease.refill)
+            finally:
+                lease.waiting -= 1
+
+    def _new_lease(self, key: tuple[str, str], window: int) -> Lease:
         if len(self._leases) >= MAX_LEASES:
-            self._leases.clear()
-        self._leases[(kind, identity)] = [window, size - 1, end]
-        count = end - (size - 1)
-        return Decision(count <= item.amount, item.amount, max(0, item.amount - count), reset_s)
+            self._evict(time.time())
+        lease = self._leases[key] = Lease(window)
+        return lease
+
+    def _evict(self, now: float) -> None:
+        """Drop leases of past windows; if that is not enough, every lease without a refill
+        in flight (each loses at most one block of the current window: under-delivery, never
+        over the limit)."""
+        stale = [
+            key
+            for key, lease in self._leases.items()
+            if lease.window != int(now // self._expiry[key[0]])
+        ]
+        for key in stale:
+            del self._leases[key]
+        if len(self._leases) >= MAX_LEASES:
+            self._leases = {k: v for k, v in self._leases.items() if v.refill is not None}
+
+    async def _refill(self, kind: str, identity: str, lease: Lease) -> Decision:
+        item = self.items[kind]
+        amount = item.amount
+        expiry = self._expiry[kind]
+        cap = max(1, amount // LEASE_FRACTION)
+        headroom = max(1, (amount - lease.end) // HEADROOM_SHARE)
+        size = max(1, min(cap, headroom, max(lease.size, lease.waiting + 1)))
+        done = asyncio.get_running_loop().create_future()
+        lease.refill = done
+        try:
+            end = await self._incr(item.key_for(kind, identity, str(lease.window)), expiry, size)
+            if end is not None:
+                lease.next, lease.end = end - size + 2, end  # this request takes end - size + 1
+                lease.full = end >= amount
+                lease.size = min(cap, 2 * size)
+        finally:
+            lease.refill = None
+            done.set_result(None)
+        now = time.time()
+        reset_s = max(1, math.ceil((lease.window + 1) * expiry - now))
+        if end is None:  # policy "allow" while Redis is down
+            return Decision(True, amount, amount, reset_s)
+        count = end - size + 1
+        return Decision(count <= amount, amount, max(0, amount - count), reset_s)
 
     async def _incr(self, key: str, expiry: int, amount: int) -> int | None:
         if not self.degraded:
@@ -200,5 +277,7 @@ class RateLimiter:
 
 
 def client_ip(scope: Scope) -> str:
-    client = scope.get("client")
-    return client[0] if client else "unknown"
+    """The client's address: the app's ``ClientAddress`` (trusted proxies), else the peer."""
+    app = scope.get("app")
+    resolve = app.state.get("client_address") if app is not None else None
+    return resolve(scope) if resolve is not None else peer_address(scope)

@@ -17,6 +17,7 @@ from taskstream.app import create_app
 from taskstream.infra.local import tansu_binary
 from taskstream.infra.topics import ensure_topics
 from taskstream.web.idempotency import derived_id
+from tests.conftest import HEALTH_HEADERS
 from tests.integration.http_support import ApiUser, free_port
 from tests.processes import ChildProcess
 
@@ -79,6 +80,12 @@ async def test_broker_stopped_gives_503_with_retry_after_and_nothing_accepted(
             headers=alice.headers,
         )
         assert batch.status_code == 503
-        health = await client.get("/health")
+        health = await client.get("/health", headers=HEALTH_HEADERS)
         assert health.status_code == 503
         assert health.json()["services"]["kafka"]["status"] == "down"
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json() == {
+            "status": "unavailable",
+            "checks": {"postgres": "up", "redis": "up", "kafka": "down"},
+        }

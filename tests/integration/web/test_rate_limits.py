@@ -12,6 +12,7 @@ from litestar.testing import AsyncTestClient
 from taskstream.app import create_app
 from taskstream.settings import RedisSettings, Settings
 from taskstream.web.ratelimit import RateLimiter
+from tests.conftest import HEALTH_HEADERS
 from tests.integration.http_support import PASSWORD, ApiUser, relaxed_limits
 
 
@@ -63,11 +64,12 @@ async def test_member_over_the_limit_gets_429_with_headers(strict_client, alice:
     assert 1 <= int(limited.headers["retry-after"]) <= 3600
 
 
-async def test_login_is_limited_per_account_and_ip(strict_client, alice: ApiUser):
+async def test_login_is_limited_per_address(strict_client, alice: ApiUser):
     body = {"email": alice.email, "password": "wrong-password-1"}
     statuses = [(await strict_client.post("/auth/login", json=body)).status_code for _ in range(3)]
     assert statuses[:1] == [401] and statuses[-1] == 429
-    # the right password does not help once the account is limited
+    # the right password does not help once the address is limited (failures per account are
+    # in test_client_addresses.py)
     right = await strict_client.post(
         "/auth/login", json={"email": alice.email, "password": PASSWORD}
     )
@@ -84,7 +86,7 @@ async def test_redis_down_falls_back_to_local_limits_and_reports_it(no_redis_cli
     await no_redis_client.get("/users/me", headers=alice.headers)
     limited = await no_redis_client.get("/users/me", headers=alice.headers)
     assert limited.status_code == 429
-    health = await no_redis_client.get("/health")
+    health = await no_redis_client.get("/health", headers=HEALTH_HEADERS)
     assert health.status_code == 200
     services = health.json()["services"]
     assert services["ratelimit"]["status"] == "degraded"
