@@ -133,26 +133,29 @@ async def test_poison_message_goes_to_dlq_with_reason_and_worker_continues(
     processes.start("relay", ["relay", "--sweep-interval", "0"], env)
     topology = Topology.from_settings(notif_settings.rabbit)
 
-    # The relay declares the topology; wait until the exchange exists, then publish garbage.
+    # The relay declares the topology; once the in-app work queue exists, put garbage straight
+    # into it (default exchange, mandatory, confirmed): no race with the bindings being made.
     def publish_garbage() -> bool:
         connection = pika.BlockingConnection(pika.URLParameters(notif_settings.rabbit.url))
         try:
             channel = connection.channel()
-            channel.exchange_declare(topology.exchange, "topic", durable=True, passive=True)
+            channel.queue_declare(topology.work_queue("in_app"), passive=True)
+            channel.confirm_delivery()
             channel.basic_publish(
-                topology.exchange,
-                "task.created",
+                "",
+                topology.work_queue("in_app"),
                 b"{not json",
                 pika.BasicProperties(delivery_mode=2, message_id="poison-1"),
+                mandatory=True,
             )
             return True
-        except pika.exceptions.ChannelClosedByBroker:
+        except (pika.exceptions.ChannelClosedByBroker, pika.exceptions.UnroutableError):
             return False
         finally:
             if connection.is_open:
                 connection.close()
 
-    await wait_for(lambda: asyncio.to_thread(publish_garbage), what="exchange declared")
+    await wait_for(lambda: asyncio.to_thread(publish_garbage), what="in-app queue declared")
     good = task_event(team, "task.assigned", actor=team.owner, assignee=team.alice)
     await add_to_outbox(session_factory, [good])
 
@@ -165,7 +168,6 @@ async def test_poison_message_goes_to_dlq_with_reason_and_worker_continues(
         letters = await asyncio.to_thread(list_dead_letters, notif_settings.rabbit)
         return [x for x in letters if x.message_id == "poison-1"]
 
-    # in_app and webhook/email queues all got the poison; only in_app is consumed here.
     letters = await wait_for(dead_letters, what="poison message in the DLQ")
     assert "undecodable" in letters[0].reason
     assert letters[0].original_queue == topology.work_queue("in_app")
