@@ -9,7 +9,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-RUNNERS = ("loadtest.bench_api", "loadtest.bench_consumer", "loadtest.bench_notifications")
+RUNNERS = (
+    "loadtest.bench_api",
+    "loadtest.bench_consumer",
+    "loadtest.bench_notifications",
+    "loadtest.bench_loadtest",
+)
 
 
 def main() -> int:
