@@ -94,7 +94,14 @@ def seed(
 @loadtest.command("token")
 @click.option("--user", "email", default=None, help="any active user (default: the first seeded)")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=RESULTS_DIR / "latest")
-def token(email: str | None, run_dir: Path) -> None:
+@click.option(
+    "--count",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="one token per line for the first N seeded users (the rate limit is per user)",
+)
+def token(email: str | None, run_dir: Path, count: int) -> None:
     """Print a fresh bearer access token (for wrk, autocannon, curl)."""
     from taskstream.auth.repository import UserRepository  # noqa: PLC0415
     from taskstream.auth.service import start_session  # noqa: PLC0415
@@ -102,22 +109,27 @@ def token(email: str | None, run_dir: Path) -> None:
     from taskstream.loadtesting.run_files import read_credentials  # noqa: PLC0415
 
     settings = get_settings()
-    if email is None:
-        if not (run_dir / "credentials.json").exists():
-            raise click.ClickException("no seeded run: `taskstream loadtest seed` first")
-        email = read_credentials(run_dir).users[0].email
+    if email is not None:
+        emails = [email]
+    elif (run_dir / "credentials.json").exists():
+        emails = [u.email for u in read_credentials(run_dir).users[:count]]
+    else:
+        raise click.ClickException("no seeded run: `taskstream loadtest seed` first")
 
-    async def issue(sessions: async_sessionmaker[AsyncSession]) -> str | None:
-        async with sessions() as session:
-            user = await UserRepository.from_session(session).get_active_by_email(email)
-            if user is None:
-                return None
-            return (await start_session(session, TokenCodec(settings.auth), user)).access_token
+    async def issue(sessions: async_sessionmaker[AsyncSession]) -> list[str | None]:
+        tokens: list[str | None] = []
+        for address in emails:
+            async with sessions() as session:
+                user = await UserRepository.from_session(session).get_active_by_email(address)
+                pair = None if user is None else await start_session(session, codec, user)
+                tokens.append(None if pair is None else pair.access_token)
+        return tokens
 
-    access = _with_sessions(settings, issue)
-    if access is None:
-        raise click.ClickException(f"no active user {email}")
-    click.echo(access)
+    codec = TokenCodec(settings.auth)
+    for address, access in zip(emails, _with_sessions(settings, issue), strict=True):
+        if access is None:
+            raise click.ClickException(f"no active user {address}")
+        click.echo(access)
 
 
 def verify_run_dir(settings: Settings, run_dir: Path, timeout_s: float) -> tuple[bool, str]:
