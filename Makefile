@@ -4,9 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+LOADTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench fuzz infra-up infra-down infra-status migrate clean
+.PHONY: help install run test lint format bench fuzz loadtest loadtest-ui infra-up infra-down infra-status migrate clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -48,6 +49,12 @@ format: install ## Apply ruff formatting and safe fixes
 
 bench: migrate ## Run the benchmarks in loadtest/ and print their figures
 	$(BIN)/python -m loadtest.bench
+
+loadtest: install ## Seed users, run locust headless against the running API (make run), verify nothing was lost
+	$(BIN)/taskstream loadtest run $(LOADTEST_ARGS)
+
+loadtest-ui: install ## Seed users and start the locust web UI (127.0.0.1:8089); verifies when stopped
+	$(BIN)/taskstream loadtest ui $(LOADTEST_ARGS)
 
 fuzz: infra-up ## schemathesis against the live OpenAPI schema
 	$(BIN)/pytest tests/e2e -m fuzz $(PYTEST_ARGS)

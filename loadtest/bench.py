@@ -14,6 +14,7 @@ RUNNERS = (
     "loadtest.bench_ratelimit",
     "loadtest.bench_consumer",
     "loadtest.bench_notifications",
+    "loadtest.bench_loadtest",
 )
 
 

@@ -81,14 +81,36 @@ async def register_user(
     errors += [FieldError("password", p) for p in password_problems(password, email, name)]
     if errors:
         raise ValidationFailedError(errors)
-    users = UserRepository.from_session(session)
-    if await users.email_taken(email):
+    if await UserRepository.from_session(session).email_taken(email):
         raise ConflictError("This email is already registered")
+    registered = await _create_member(session, name, email, await hash_password(password), trace_id)
+    await session.commit()
+    return registered
+
+
+async def provision_member(
+    session: AsyncSession, name: str, email: str, password_hash: str
+) -> RegisteredUser:
+    """The active member with ``email``, created with its personal project (and the same
+    events as a registration) when absent, in the caller's transaction. For operator tools
+    (load-test seeding) that create many users without the rate-limited front door; the
+    password hash is computed once by the caller and may be shared."""
+    existing = await UserRepository.from_session(session).get_active_by_email(email)
+    if existing is not None:
+        project_id = await ProjectRepository.from_session(session).personal_project_id(existing.id)
+        return RegisteredUser(existing, project_id)
+    return await _create_member(session, name, email, password_hash, None)
+
+
+async def _create_member(
+    session: AsyncSession, name: str, email: str, password_hash: str, trace_id: str | None
+) -> RegisteredUser:
+    users = UserRepository.from_session(session)
     user = User(
         id=uuid.uuid4(),
         email=email,
         name=name.strip(),
-        password_hash=await hash_password(password),
+        password_hash=password_hash,
         role=UserRole.MEMBER,
     )
     try:
@@ -111,7 +133,6 @@ async def register_user(
     project = await create_project(
         session, user.id, f"{user.name}'s tasks", is_personal=True, trace_id=trace_id
     )
-    await session.commit()
     return RegisteredUser(user, project.id)
 
 
@@ -137,6 +158,17 @@ async def login(session: AsyncSession, codec: TokenCodec, email: str, password: 
     ok = await verify_password(user.password_hash if user else None, password)
     if user is None or not ok:
         raise UnauthorizedError("Invalid email or password")
+    pair = await _issue_pair(
+        session, codec, user, family_id=uuid.uuid4(), authenticated_at=datetime.now(UTC)
+    )
+    await session.commit()
+    return pair
+
+
+async def start_session(session: AsyncSession, codec: TokenCodec, user: User) -> TokenPair:
+    """A new session (access and refresh token) for an active user, as a login would start
+    it but without the password: for operator tools that provision users (load-test seeding,
+    ``taskstream loadtest token``), never reachable over HTTP."""
     pair = await _issue_pair(
         session, codec, user, family_id=uuid.uuid4(), authenticated_at=datetime.now(UTC)
     )

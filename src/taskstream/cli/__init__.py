@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from taskstream.cli import config, consume, dlq, infra, serve, work
+from taskstream.cli import config, consume, dlq, infra, loadtest, serve, work
 from taskstream.cli.logs import configure_logging
 from taskstream.settings import get_settings
 
@@ -15,5 +15,5 @@ def main() -> None:
     configure_logging(get_settings())
 
 
-for module in (config, infra, serve, consume, dlq, work):
+for module in (config, infra, serve, consume, dlq, work, loadtest):
     module.register(main)

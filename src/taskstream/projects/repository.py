@@ -40,6 +40,16 @@ class ProjectRepository(Repository):
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def owned_named(self, owner_id: uuid.UUID, name: str) -> Project | None:
+        """The oldest project of ``owner_id`` called ``name`` (names are not unique)."""
+        stmt = (
+            select(Project)
+            .where(Project.owner_id == owner_id, Project.name == name)
+            .order_by(Project.created_at)
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def member_role(self, project_id: uuid.UUID, user_id: uuid.UUID) -> ProjectRole | None:
         stmt = select(ProjectMember.role).where(
             ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
