@@ -68,6 +68,15 @@ from taskstream.messages import (
     decode_command,
     encode_command,
 )
+from taskstream.metrics import (
+    CONSUMER_APPLY_LATENCY,
+    CONSUMER_BATCH_SIZE,
+    CONSUMER_BATCHES,
+    CONSUMER_COMMANDS,
+    CONSUMER_LAG,
+    CONSUMER_REBALANCES,
+)
+from taskstream.metrics_listener import process_listener
 from taskstream.settings import Settings
 from taskstream.tasks.apply import InboundCommand, apply_task_commands, reject_undeliverable
 
@@ -80,6 +89,13 @@ BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # After SIGTERM a batch that still cannot be applied is abandoned (uncommitted) after this long.
 STOP_GRACE_S = 10.0
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
+# Counted once per batch (or per settled command), never per row.
+APPLIED = CONSUMER_COMMANDS.labels("applied")
+REJECTED = CONSUMER_COMMANDS.labels("rejected")
+DUPLICATE = CONSUMER_COMMANDS.labels("duplicate")
+DEAD_LETTERED = CONSUMER_COMMANDS.labels("dead_lettered")
+# How long the lag refresh of a scrape waits for the committed offsets of a new assignment.
+COMMITTED_FETCH_TIMEOUT_S = 1.0
 
 
 # Decoding yields to the event loop every this many records, so a long decode of the next batch
@@ -162,6 +178,8 @@ class _FinishInFlightOnRevoke(ConsumerRebalanceListener):
         # A read-ahead batch returned before this point is stale: it is dropped, and the new
         # assignment (a fresh one, positions from the committed offsets) fetches it again.
         self.applier.generation += 1
+        for tp in revoked:
+            self.applier.committed.pop(tp, None)
         if not revoked:
             return
         try:
@@ -171,6 +189,7 @@ class _FinishInFlightOnRevoke(ConsumerRebalanceListener):
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        CONSUMER_REBALANCES.inc()
         log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
 
 
@@ -192,6 +211,11 @@ class TaskCommandApplier:
         self._busy_lanes = 0
         self.generation = 0  # bumped when partitions are revoked (every rebalance)
         self.revoke_wait_s = self.kafka.session_timeout_ms / 1000
+        # For the lag gauge and readiness: offsets this member committed (or found committed)
+        # per owned partition, whether it has joined, which dependency holds a batch.
+        self.committed: dict[TopicPartition, int] = {}
+        self.joined = False
+        self.failing: str | None = None
         self.totals = {
             "batches": 0,
             "messages": 0,
@@ -233,6 +257,7 @@ class TaskCommandApplier:
             [self.kafka.task_commands_topic], listener=_FinishInFlightOnRevoke(self)
         )
         await self.consumer.start()
+        self.joined = True
         log.info(
             "consuming %s as %s with %d apply lane(s)",
             self.kafka.task_commands_topic,
@@ -308,6 +333,9 @@ class TaskCommandApplier:
             started = time.perf_counter()
             try:
                 await self._process(prepared)
+                CONSUMER_BATCHES.inc()
+                CONSUMER_BATCH_SIZE.observe(prepared.size)
+                CONSUMER_APPLY_LATENCY.observe(time.perf_counter() - started)
                 self.totals["batches"] += 1
                 self.totals["messages"] += prepared.size
                 self.totals["busy_ms"] += int((time.perf_counter() - started) * 1000)
@@ -361,12 +389,12 @@ class TaskCommandApplier:
     async def _process(self, prepared: PreparedBatch) -> None:
         poison, inbound = prepared.poison, prepared.inbound
         if poison:
-            await self._until_durable(lambda: self._dead_letter(poison))
+            await self._until_durable(lambda: self._dead_letter(poison), "kafka")
         if inbound:
-            await self._until_durable(lambda: self._apply(inbound))
+            await self._until_durable(lambda: self._apply(inbound), "postgres")
         await self._commit(prepared.offsets)
 
-    async def _until_durable(self, step: Callable[[], Awaitable[None]]) -> None:
+    async def _until_durable(self, step: Callable[[], Awaitable[None]], dependency: str) -> None:
         """Run ``step`` until it succeeds; never skip. Gives up only when asked to stop.
 
         ``step`` raises only when a dependency is unavailable (a command's own fault is
@@ -375,8 +403,10 @@ class TaskCommandApplier:
         while True:
             try:
                 await step()
+                self.failing = None
                 return
             except Exception as error:
+                self.failing = dependency
                 if self.stop.is_set() and self._stop_grace_over():
                     raise StopRequestedError from error
                 delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)] * random.uniform(0.5, 1.0)
@@ -403,6 +433,9 @@ class TaskCommandApplier:
             self.totals["applied"] += len(result.applied)
             self.totals["rejected"] += len(result.rejected)
             self.totals["duplicates"] += result.duplicates
+            APPLIED.inc(len(result.applied))
+            REJECTED.inc(len(result.rejected))
+            DUPLICATE.inc(result.duplicates)
             return
         # A command in here cannot be stored (outside the except block, so a deep split does
         # not chain every level's traceback onto the next).
@@ -432,6 +465,7 @@ class TaskCommandApplier:
                     session, item, f"the command could not be stored: {why}"
                 ):
                     self.totals["rejected"] += 1
+                    REJECTED.inc()
         except Exception as reject_error:
             if is_availability_error(reject_error):
                 raise
@@ -453,6 +487,7 @@ class TaskCommandApplier:
         await sent  # acked (acks=all) before the offset can be committed past it
         log.warning("dead-lettered command %s: %s", command.command_id, error)
         self.totals["dead_lettered"] += 1
+        DEAD_LETTERED.inc()
 
     async def _dead_letter(self, poison: list[tuple[Record, Exception]]) -> None:
         topic = self.kafka.task_commands_dlq_topic
@@ -477,6 +512,7 @@ class TaskCommandApplier:
                 "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error
             )
         self.totals["dead_lettered"] += len(poison)
+        DEAD_LETTERED.inc(len(poison))
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         owned = self.consumer.assignment()
@@ -485,6 +521,7 @@ class TaskCommandApplier:
             return
         try:
             await self.consumer.commit(mine)
+            self.committed.update(mine)
         except (CommitFailedError, IllegalStateError) as error:
             # The group rebalanced under us: the new owner re-reads from the last commit and
             # the inbox turns the redelivery into duplicates. Nothing is lost.
@@ -492,14 +529,41 @@ class TaskCommandApplier:
         except KafkaError as error:
             log.warning("offset commit failed (%s); the batch will be redelivered", error)
 
+    def readiness(self) -> dict[str, bool]:
+        """Joined the group, and no batch held by an unavailable dependency (no I/O)."""
+        return {
+            "kafka": self.joined and self.failing != "kafka",
+            "postgres": self.failing != "postgres",
+        }
+
+    async def refresh_lag(self) -> None:
+        """Set the lag gauge of each owned partition: high watermark (from fetch responses,
+        right on tansu too) minus the committed offset."""
+        owned = self.consumer.assignment()
+        unknown = [tp for tp in owned if tp not in self.committed]
+        for tp in unknown:  # a fresh assignment: what the group had committed before us
+            async with asyncio.timeout(COMMITTED_FETCH_TIMEOUT_S):
+                offset = await self.consumer.committed(tp)
+            self.committed.setdefault(tp, offset or 0)
+        CONSUMER_LAG.clear()
+        for tp in owned:
+            high = self.consumer.highwater(tp)
+            if high is not None and tp in self.committed:
+                CONSUMER_LAG.labels(str(tp.partition)).set(max(0, high - self.committed[tp]))
+
 
 async def run_applier(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run one applier until ``stop`` is set (or the task is cancelled)."""
+    """Run one applier until ``stop`` is set (or the task is cancelled), with its metrics and
+    health listener (``metrics.consume_port``)."""
     # a connection per lane, plus one for rejecting a command on its own
     lanes = settings.kafka.apply_lanes
     engine = create_engine(settings.db, pool_size=lanes + 1, max_overflow=2)
     applier = TaskCommandApplier(settings, create_session_factory(engine), stop)
+    listen = settings.metrics
     try:
-        await applier.run()
+        async with process_listener(
+            listen.host, listen.consume_port, applier.readiness, applier.refresh_lag
+        ):
+            await applier.run()
     finally:
         await engine.dispose()

@@ -17,6 +17,7 @@ from pika.exceptions import AMQPError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from taskstream.messages import DomainEvent
+from taskstream.metrics import WORKER_DEAD_LETTERS, WORKER_RETRIES
 from taskstream.notifications.events import PoisonEventError, decode_notification_event
 
 from .rabbit import Delivery, PublishNackedError, RabbitChannel, RabbitUnavailableError
@@ -63,12 +64,14 @@ async def dead_letter(
         headers=headers,
     )
     await rabbit.publish("", topology.dlq, delivery.body, props)
+    WORKER_DEAD_LETTERS.labels(topology.channel_of(delivery.queue)).inc()
 
 
 async def requeue_later(
-    rabbit: RabbitChannel, batch: Sequence[Delivery], exc: BaseException
+    rabbit: RabbitChannel, batch: Sequence[Delivery], exc: BaseException, channel: str
 ) -> None:
     log.warning("transient failure (%r); requeueing %d messages", exc, len(batch))
+    WORKER_RETRIES.labels(channel).inc(len(batch))
     await asyncio.sleep(RETRY_BACKOFF_S)
     for delivery in batch:
         rabbit.requeue(delivery.delivery_tag)

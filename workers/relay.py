@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -25,6 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskstream.db import create_engine, create_session_factory, transaction
 from taskstream.kafka import new_producer
 from taskstream.messages import TRACE_ID_HEADER
+from taskstream.metrics import (
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+    RELAY_CONFIRM_LATENCY,
+    RELAY_CONFIRMED,
+    RELAY_FAILURES,
+    RELAY_PUBLISHED,
+)
+from taskstream.metrics_listener import process_listener
 from taskstream.outbox.repository import OutboxRepository, PendingEvent
 from taskstream.runtime import sleep_or_stop
 from taskstream.settings import Settings
@@ -66,6 +75,7 @@ class InFlightBatch:
     session: AsyncSession
     rows: list[PendingEvent]
     confirmed: asyncio.Future[Any]
+    published_at: float = field(default_factory=time.perf_counter)
 
 
 async def _abandon(session: AsyncSession) -> None:
@@ -102,6 +112,7 @@ class OutboxRelay:
         self.rabbit: RabbitChannel | None = None
         self.producer: AIOKafkaProducer | None = None
         self.relayed = 0
+        self.failing: set[str] = set()  # dependencies whose error ended the last round
         self._kafka_submit = asyncio.Lock()
 
     async def _connect(self) -> None:
@@ -155,6 +166,7 @@ class OutboxRelay:
         confirmed = asyncio.ensure_future(
             asyncio.wait_for(asyncio.gather(published, produced), self.options.confirm_timeout_s)
         )
+        RELAY_PUBLISHED.inc(len(rows))
         return InFlightBatch(session, rows, confirmed)
 
     async def _produce(self, rows: list[PendingEvent]) -> None:
@@ -183,6 +195,7 @@ class OutboxRelay:
         """Wait for every confirm and ack of the batch, then mark its rows sent and commit."""
         try:
             await batch.confirmed
+            RELAY_CONFIRM_LATENCY.observe(time.perf_counter() - batch.published_at)
             await OutboxRepository.from_session(batch.session).mark_sent(
                 [row.id for row in batch.rows]
             )
@@ -192,6 +205,7 @@ class OutboxRelay:
             raise
         await batch.session.close()
         self.relayed += len(batch.rows)
+        RELAY_CONFIRMED.inc(len(batch.rows))
         return len(batch.rows)
 
     async def relay_batch(self) -> int:
@@ -269,21 +283,51 @@ class OutboxRelay:
                         log.info("overdue sweep marked %d tasks", swept)
                     next_sweep = time.monotonic() + self.options.sweep_interval_s
                 relayed = await self.drain()
+                self.failing.clear()
                 backoff = 0.1
                 if relayed < self.options.batch_size:
                     await sleep_or_stop(stop, self.options.idle_poll_s)
             except BROKER_ERRORS + DB_ERRORS as exc:
+                RELAY_FAILURES.inc()
+                self.failing = {_dependency_of(exc)}
                 log.warning("relay batch failed (%r); retrying in %.1fs", exc, backoff)
                 await self._drop_rabbit()
                 await sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, self.options.max_backoff_s)
 
+    def readiness(self) -> dict[str, bool]:
+        """Connected to both brokers and the last round not failed (no I/O)."""
+        return {
+            "rabbitmq": self.rabbit is not None and not self.rabbit.closed,
+            "kafka": self.producer is not None and "kafka" not in self.failing,
+            "postgres": "postgres" not in self.failing,
+        }
+
+    async def refresh_backlog(self) -> None:
+        """The outbox backlog gauges, read on scrape."""
+        async with self.session_factory() as session:
+            count, age = await OutboxRepository.from_session(session).unsent_summary()
+        OUTBOX_BACKLOG.set(count)
+        OUTBOX_OLDEST_AGE.set(age)
+
+
+def _dependency_of(exc: BaseException) -> str:
+    if isinstance(exc, DB_ERRORS):
+        return "postgres"
+    if isinstance(exc, KafkaError):
+        return "kafka"
+    return "rabbitmq"
+
 
 async def run_relay(settings: Settings, options: RelayOptions, stop: asyncio.Event) -> None:
     engine = create_engine(settings.db)
     relay = OutboxRelay(settings, create_session_factory(engine), options)
+    listen = settings.metrics
     try:
-        await relay.run(stop)
+        async with process_listener(
+            listen.host, listen.relay_port, relay.readiness, relay.refresh_backlog
+        ):
+            await relay.run(stop)
     finally:
         await relay.close()
         await engine.dispose()

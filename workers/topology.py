@@ -41,6 +41,12 @@ class Topology:
     def work_queue(self, channel: NotificationChannel | str) -> str:
         return f"{self.exchange}.{NotificationChannel(channel).value}"
 
+    def channel_of(self, queue: str) -> str:
+        """The notification channel a work queue serves ("unknown" for any other queue)."""
+        prefix, _, channel = queue.rpartition(".")
+        known = prefix == self.exchange and channel in NotificationChannel._value2member_map_
+        return channel if known else "unknown"
+
     @property
     def dlq(self) -> str:
         return f"{self.exchange}.dlq"

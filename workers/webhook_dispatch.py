@@ -24,10 +24,12 @@ from pika import BasicProperties
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskstream.db import transaction
-from taskstream.enums import DeliveryStatus
+from taskstream.enums import DeliveryStatus, NotificationChannel
+from taskstream.metrics import WEBHOOK_ATTEMPTS, WORKER_RETRIES
 from taskstream.notifications.events import PoisonEventError, decode_notification_event
 from taskstream.notifications.webhook_repository import DeliveryTarget
 from taskstream.notifications.webhooks import (
+    AttemptResult,
     attempt_delivery,
     pending_targets,
     plan_deliveries,
@@ -164,7 +166,7 @@ class WebhookDispatcher:
             raise  # the channel is gone: reopen it, the message comes back
         except Exception as exc:
             if is_transient(exc):
-                await requeue_later(rabbit, [delivery], exc)
+                await requeue_later(rabbit, [delivery], exc, NotificationChannel.WEBHOOK)
                 return
             await dead_letter(rabbit, self.topology, delivery, f"webhook fan-out failed: {exc!r}")
         rabbit.ack(delivery.delivery_tag)
@@ -188,12 +190,14 @@ class WebhookDispatcher:
         result = await attempt_delivery(
             self.http, target, event_type, delivery.body, self.settings.webhooks
         )
+        WEBHOOK_ATTEMPTS.labels(attempt_outcome(result)).inc()
         async with transaction(self.session_factory) as session:
             status, attempts = await record_attempt(
                 session, target, result, self.settings.rabbit.webhook_max_attempts
             )
         delivery_id = str(target.delivery_id)
         if status is DeliveryStatus.RETRYING:
+            WORKER_RETRIES.labels(NotificationChannel.WEBHOOK).inc()
             await self._publish_retry(
                 rabbit, delivery, target, event_type, attempts=attempts, delay_after=attempts
             )
@@ -241,6 +245,18 @@ class WebhookDispatcher:
             props.headers[REPLAYED_HEADER] = delivery.headers[REPLAYED_HEADER]
         queue = self.topology.delay_queue(delay_after)
         return rabbit.publish("", queue, delivery.body, props)
+
+
+def attempt_outcome(result: AttemptResult) -> str:
+    """The metric label of one attempt: delivered, http_error, timeout or failed (connection,
+    refused target, protocol)."""
+    if result.delivered:
+        return "delivered"
+    if result.status_code is not None:
+        return "http_error"
+    if (result.error or "").startswith("deadline"):
+        return "timeout"
+    return "failed"
 
 
 def _uuid(value: object) -> uuid.UUID:

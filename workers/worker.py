@@ -40,6 +40,8 @@ from taskstream.infra.worker_status import (
     write_worker_status,
 )
 from taskstream.messages import DomainEvent
+from taskstream.metrics import EMAIL_SENDS, QUEUE_MESSAGES, WORKER_DELIVERIES
+from taskstream.metrics_listener import process_listener
 from taskstream.notifications.email import Mailer, deliver_email
 from taskstream.notifications.live import publish_live
 from taskstream.notifications.schemas import LiveNotification
@@ -131,6 +133,7 @@ class NotificationWorker:
         self.consumers = {
             c: ConsumerHealth(c, self.topology.work_queue(c)) for c in dict.fromkeys(channels)
         }
+        self._stats: RabbitChannel | None = None  # kept open for queue depths on scrape
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -149,6 +152,8 @@ class NotificationWorker:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._stats is not None:
+                await self._stats.close()
             with contextlib.suppress(RedisError, OSError):
                 await clear_worker_status(
                     self.redis, self.settings.rabbit.events_exchange, self.worker_id
@@ -185,8 +190,11 @@ class NotificationWorker:
     async def _consume(
         self, rabbit: RabbitChannel, inbox: asyncio.Queue[Any], health: ConsumerHealth
     ) -> None:
+        deliveries = WORKER_DELIVERIES.labels(health.channel.value)
+
         def count(n: int) -> None:
             health.processed += n
+            deliveries.inc(n)
 
         if health.channel is NotificationChannel.WEBHOOK:
             await self.webhooks.consume(rabbit, inbox, count)
@@ -200,6 +208,25 @@ class NotificationWorker:
             batch = await rabbit.next_batch(inbox, self.settings.rabbit.prefetch, BATCH_WAIT_S)
             await handler(rabbit, batch)
             count(len(batch))
+
+    def readiness(self) -> dict[str, bool]:
+        """Every consumer holds its RabbitMQ channel (no I/O)."""
+        return {"rabbitmq": all(h.state == "consuming" for h in self.consumers.values())}
+
+    async def refresh_queue_depths(self) -> None:
+        """Messages waiting in each work queue and the dead-letter queue, read with passive
+        declares on one channel kept open, so a scrape opens no connection."""
+        if self._stats is None or self._stats.closed:
+            self._stats = await RabbitChannel(
+                self.settings.rabbit.url,
+                connection_name=f"taskstream-worker {self.worker_id} stats",
+            ).open()
+        queues = [(c.value, self.topology.work_queue(c)) for c in NotificationChannel]
+        for name, queue in [*queues, ("dlq", self.topology.dlq)]:
+            frame = await self._stats.rpc(
+                self._stats.channel.queue_declare, queue=queue, passive=True
+            )
+            QUEUE_MESSAGES.labels(name).set(frame.method.message_count)
 
     def status(self) -> WorkerStatus:
         consumers = {h.channel.value: h.status() for h in self.consumers.values()}
@@ -256,7 +283,9 @@ class NotificationWorker:
                 kept = {d.delivery_tag for d, _ in decoded}
                 for poison in (d for d in batch if d.delivery_tag not in kept):
                     rabbit.ack(poison.delivery_tag)
-                await requeue_later(rabbit, [d for d, _ in decoded], exc)
+                await requeue_later(
+                    rabbit, [d for d, _ in decoded], exc, NotificationChannel.IN_APP
+                )
                 return
             log.warning("in-app batch failed (%r); retrying message by message", exc)
             created = await self._in_app_one_by_one(rabbit, decoded)
@@ -296,15 +325,18 @@ class NotificationWorker:
                 rabbit.ack(delivery.delivery_tag)
                 continue
             try:
-                await deliver_email(self.session_factory, self.mailer, event)
+                sent = await deliver_email(self.session_factory, self.mailer, event)
             except Exception as exc:
                 if not is_transient(exc):
+                    EMAIL_SENDS.labels("failed").inc()
                     reason = f"email delivery failed: {exc!r}"
                     await dead_letter(rabbit, self.topology, delivery, reason)
                     rabbit.ack(delivery.delivery_tag)
                     continue
-                await requeue_later(rabbit, [delivery], exc)
+                EMAIL_SENDS.labels("transient_failure").inc()
+                await requeue_later(rabbit, [delivery], exc, NotificationChannel.EMAIL)
                 continue
+            EMAIL_SENDS.labels("sent").inc(sent)
             rabbit.ack(delivery.delivery_tag)
 
 
@@ -324,8 +356,12 @@ async def run_worker(
         worker = NotificationWorker(
             settings, create_session_factory(engine), redis, http, mailer=mailer, channels=channels
         )
+        listen = settings.metrics
         try:
-            await worker.run(stop)
+            async with process_listener(
+                listen.host, listen.work_port, worker.readiness, worker.refresh_queue_depths
+            ):
+                await worker.run(stop)
         finally:
             await mailer.close()
             await redis.aclose()

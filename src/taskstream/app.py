@@ -23,6 +23,7 @@ from taskstream.command_status.records import AcceptedRecorder
 from taskstream.concurrency_caps import ConcurrencyCaps
 from taskstream.db import create_engine, create_session_factory
 from taskstream.kafka import CommandPublisher
+from taskstream.metrics import mark_this_process_dead
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
 from taskstream.notifications.live_hub import LiveHub
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
@@ -38,6 +39,7 @@ from taskstream.web.client_address import ClientAddress
 from taskstream.web.dependencies import DEPENDENCIES
 from taskstream.web.guard import RequestGuard
 from taskstream.web.health import HealthController
+from taskstream.web.http_metrics import MetricsController, count_response
 from taskstream.web.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -98,6 +100,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await limiter.close()
         await redis.aclose()
         await engine.dispose()
+        mark_this_process_dead()
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     handlers: list[Any] = [
         HealthController,
+        MetricsController,
         AuthController,
         UsersController,
         ProjectController,
@@ -127,6 +131,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=DEPENDENCIES,
         # auth, rate limit, content type and idempotency in one layer (see guard.py)
         middleware=[RequestGuard],
+        # counts every response, the guard's refusals too (http_metrics.py)
+        before_send=[count_response],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.api.max_body_bytes,
         # JSON nesting is bounded before decoding (400, never a RecursionError)

@@ -171,6 +171,17 @@ class SmtpSettings(BaseModel):
     timeout_s: float = 10.0
 
 
+class MetricsSettings(BaseModel):
+    """The HTTP listener of each consume, relay and work process: ``/metrics``,
+    ``/health/live``, ``/health/ready`` (the API serves the same paths itself). Port 0 turns a
+    listener off; a second process of a kind on one host needs its own port."""
+
+    host: str = "127.0.0.1"
+    consume_port: int = Field(default=9101, ge=0, le=65535)
+    relay_port: int = Field(default=9102, ge=0, le=65535)
+    work_port: int = Field(default=9103, ge=0, le=65535)
+
+
 class InfraSettings(BaseModel):
     state_dir: Path = Path(".taskstream")
 
@@ -194,6 +205,7 @@ class Settings(BaseSettings):
     limits: RateLimitSettings = RateLimitSettings()
     api: ApiSettings = ApiSettings()
     smtp: SmtpSettings = SmtpSettings()
+    metrics: MetricsSettings = MetricsSettings()
     infra: InfraSettings = InfraSettings()
 
     @model_validator(mode="after")

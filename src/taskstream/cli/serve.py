@@ -30,12 +30,19 @@ def api(workers: int | None, port: int | None, factory: str) -> None:
     from granian.constants import Interfaces, Loops  # noqa: PLC0415
     from granian.server import Server  # noqa: PLC0415
 
-    settings = get_settings().api
+    from taskstream.metrics_dir import prepare_multiprocess_dir  # noqa: PLC0415
+
+    config = get_settings()
+    settings = config.api
+    port = port or settings.port
+    # Granian's worker processes share one metrics directory, emptied at every start; one per
+    # port, so two APIs started from the same directory keep separate counts.
+    prepare_multiprocess_dir(config.infra.state_dir.resolve() / "metrics" / f"api-{port}")
     Server(
         factory,
         factory=True,
         address=settings.host,
-        port=port or settings.port,
+        port=port,
         interface=Interfaces.ASGI,
         workers=workers or settings.workers,
         loop=Loops.uvloop,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -15,6 +16,7 @@ from taskstream.errors import UnavailableError
 from taskstream.kafka.producer import new_producer
 from taskstream.kafka.timeout_slots import TimeoutSlots
 from taskstream.messages import COMMAND_TYPE_HEADER, TRACE_ID_HEADER, TaskCommand, encode_command
+from taskstream.metrics import PUBLISH_FAILURES, PUBLISH_LATENCY, PUBLISHED_COMMANDS
 from taskstream.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -108,8 +110,10 @@ class CommandPublisher:
         """
         producer = self._producer
         if producer is None:
+            PUBLISH_FAILURES.labels("not_connected").inc()
             raise UnavailableError("The message broker is unavailable", self.retry_after_s)
         trace = trace_id.encode()
+        started = time.perf_counter()
         deadline = self._deadlines.arm()
         try:
             acks = [
@@ -129,14 +133,18 @@ class CommandPublisher:
         except asyncio.CancelledError:
             if not deadline.expired_here():
                 raise  # the caller was cancelled (client gone): not ours to translate
+            PUBLISH_FAILURES.labels("timeout").inc()
             logger.warning("publishing %d command(s) timed out", len(commands))
             raise UnavailableError(
                 "The message broker did not acknowledge the command in time", self.retry_after_s
             ) from None
         except KafkaError as exc:
+            PUBLISH_FAILURES.labels("error").inc()
             logger.warning("publishing %d command(s) failed: %r", len(commands), exc)
             raise UnavailableError(
                 "The message broker did not acknowledge the command in time", self.retry_after_s
             ) from exc
         finally:
             deadline.disarm()
+        PUBLISH_LATENCY.observe(time.perf_counter() - started)
+        PUBLISHED_COMMANDS.inc(len(commands))

@@ -16,6 +16,7 @@ from litestar.datastructures import State
 from litestar.response import ServerSentEventMessage
 
 from taskstream.concurrency_caps import Claim, ConcurrencyCaps
+from taskstream.metrics import SSE_STREAMS_OPEN
 from taskstream.notifications.live_hub import CLOSED, LiveHub
 
 # How often a stream checks its user, renews its place and sends a keep-alive comment.
@@ -50,6 +51,7 @@ async def live_events(
     gone (``end: revoked``) or the process must drop the stream (``end: reconnect``)."""
     hub: LiveHub = state.live_hub
     caps: ConcurrencyCaps = state.concurrency_caps
+    SSE_STREAMS_OPEN.inc()
     try:
         async with hub.stream(user_id) as queue:
             yield ServerSentEventMessage(comment="connected")
@@ -79,4 +81,5 @@ async def live_events(
                     data=payload.decode(), event="notification", id=event_id
                 )
     finally:
+        SSE_STREAMS_OPEN.dec()
         await caps.release(claim)

@@ -19,6 +19,13 @@ from taskstream.outbox.models import OutboxEvent
 OUTBOX_COLUMNS = ("event_id", "event_type", "aggregate_id", "payload", "trace_id")
 OutboxRecord = tuple[uuid.UUID, str, uuid.UUID, bytes, str | None]
 
+# The age is measured by the database's clock, the one that wrote created_at. The count walks
+# the partial index of unsent rows (ix_outbox_unsent): cheap unless the relay is far behind.
+_UNSENT_SUMMARY = text(
+    "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - (SELECT created_at"
+    " FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT 1)), 0)"
+    " FROM outbox WHERE sent_at IS NULL"
+)
 _MARK_SENT = text("UPDATE outbox SET sent_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
 
 
@@ -86,6 +93,11 @@ class OutboxRepository(Repository):
     async def mark_sent(self, ids: Sequence[int]) -> None:
         # One array parameter rather than an IN list of hundreds of placeholders.
         await self.session.execute(_MARK_SENT, {"ids": list(ids)})
+
+    async def unsent_summary(self) -> tuple[int, float]:
+        """How many rows wait for the relay, and the age in seconds of the oldest (0: none)."""
+        count, age = (await self.session.execute(_UNSENT_SUMMARY)).one()
+        return int(count), float(age)
 
     async def unsent_count(self) -> int:
         stmt = select(func.count()).where(OutboxEvent.sent_at.is_(None))

@@ -18,14 +18,17 @@ cached token and user status, a leased rate-limit hit, no idempotency key) does 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, Final
 
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from taskstream.metrics import RATE_LIMIT_DECISIONS
 from taskstream.principal import Principal
 from taskstream.web.authentication import authenticate
+from taskstream.web.http_metrics import STARTED
 from taskstream.web.idempotency import serve_idempotent
 from taskstream.web.ratelimit import RateLimiter, client_ip
 
@@ -46,6 +49,20 @@ def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
         await send(message)
 
     return send_with_headers
+
+
+# limit kind -> (allowed child, refused child): no label lookup per request
+_decisions: dict[str, tuple[Any, Any]] = {}
+
+
+def _count_decision(limit: str, allowed: bool) -> None:
+    children = _decisions.get(limit)
+    if children is None:
+        children = _decisions[limit] = (
+            RATE_LIMIT_DECISIONS.labels(limit, "allowed"),
+            RATE_LIMIT_DECISIONS.labels(limit, "refused"),
+        )
+    children[0 if allowed else 1].inc()
 
 
 class RequestGuard:
@@ -75,6 +92,7 @@ class RequestGuard:
             elif name == b"idempotency-key":
                 idempotency_key = idempotency_key or value
         raw: dict[str, Any] = scope  # type: ignore[assignment]
+        raw[STARTED] = time.perf_counter()  # latency of the response (http_metrics.py)
         method = raw.get("method")
         opt = scope["route_handler"].opt
         state = scope["app"].state
@@ -106,6 +124,7 @@ class RequestGuard:
                 decision = limiter.hit_from_lease(limit, identity) or await limiter.hit(
                     limit, identity
                 )
+                _count_decision(limit, decision.allowed)
                 limiter.enforce(limit, decision)
                 send = _with_headers(send, decision.asgi_headers())
 

@@ -23,7 +23,7 @@ from taskstream.infra.worker_status import WorkerStatus, read_worker_statuses_bo
 from taskstream.problems import problem_responses
 from taskstream.settings import Settings
 from taskstream.web.authentication import authenticate
-from taskstream.web.readiness import Readiness, ReadinessCache
+from taskstream.web.readiness import Readiness, readiness_cache
 
 
 class ServiceState(msgspec.Struct):
@@ -166,10 +166,7 @@ class HealthController(Controller):
     async def ready(self, state: State) -> Response[Readiness]:
         """Whether the API can accept commands (PostgreSQL and Kafka up; Redis informative),
         from the process's own pools, at most one check per second; 503 when not ready."""
-        cache: ReadinessCache | None = state.get("readiness")
-        if cache is None:
-            cache = state.readiness = ReadinessCache(state)
-        report = await cache.report()
+        report = await readiness_cache(state).report()
         return Response(report, status_code=200 if report.status == "ready" else 503)
 
     @get(

@@ -31,6 +31,14 @@ class Readiness(msgspec.Struct):
     checks: dict[str, str]  # dependency -> "up" | "down"
 
 
+def readiness_cache(state: State) -> ReadinessCache:
+    """The app's one readiness cache (probes and metric scrapes share it)."""
+    cache: ReadinessCache | None = state.get("readiness")
+    if cache is None:
+        cache = state.readiness = ReadinessCache(state)
+    return cache
+
+
 class ReadinessCache:
     """The last readiness report, refreshed at most once per ``READY_CACHE_S``."""
 
