@@ -7,6 +7,7 @@ Nothing else in the code base reads ``os.environ``.
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -171,6 +172,18 @@ class SmtpSettings(BaseModel):
     timeout_s: float = 10.0
 
 
+class OtelSettings(BaseModel):
+    """OpenTelemetry trace export. Unset endpoint: nothing is exported and the SDK is never
+    imported; the W3C trace context still travels and reaches the logs."""
+
+    # OTLP/HTTP base URL of a collector (``http://otel-collector:4318``); spans go to
+    # ``<endpoint>/v1/traces``. Unset, the standard OTEL_EXPORTER_OTLP_ENDPOINT is used if set.
+    endpoint: str | None = None
+    service_name: str = "taskstream"
+    # Share of new traces recorded; a trace started upstream keeps its caller's decision.
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+
 class InfraSettings(BaseModel):
     state_dir: Path = Path(".taskstream")
 
@@ -185,6 +198,8 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
+    # json: one JSON object per line (for a log shipper); text: for people at a terminal.
+    log_format: Literal["text", "json"] = "text"
     db: DatabaseSettings = DatabaseSettings()
     kafka: KafkaSettings = KafkaSettings()
     redis: RedisSettings = RedisSettings()
@@ -194,7 +209,14 @@ class Settings(BaseSettings):
     limits: RateLimitSettings = RateLimitSettings()
     api: ApiSettings = ApiSettings()
     smtp: SmtpSettings = SmtpSettings()
+    otel: OtelSettings = OtelSettings()
     infra: InfraSettings = InfraSettings()
+
+    @model_validator(mode="after")
+    def _standard_otel_endpoint(self) -> Settings:
+        if self.otel.endpoint is None:
+            self.otel.endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -10,6 +10,7 @@ import time
 
 import click
 
+from taskstream.cli.logs import logging_config
 from taskstream.settings import get_settings
 
 # Every long-running process `taskstream run` supervises: one `taskstream <argv>` each.
@@ -30,15 +31,17 @@ def api(workers: int | None, port: int | None, factory: str) -> None:
     from granian.constants import Interfaces, Loops  # noqa: PLC0415
     from granian.server import Server  # noqa: PLC0415
 
-    settings = get_settings().api
+    settings = get_settings()
     Server(
         factory,
         factory=True,
-        address=settings.host,
-        port=port or settings.port,
+        address=settings.api.host,
+        port=port or settings.api.port,
         interface=Interfaces.ASGI,
-        workers=workers or settings.workers,
+        workers=workers or settings.api.workers,
         loop=Loops.uvloop,
+        # granian applies this in every worker process: the same lines as the other processes
+        log_dictconfig=logging_config(settings, "api"),
         log_access=False,
         backpressure=512,
     ).serve()
