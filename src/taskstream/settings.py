@@ -73,6 +73,9 @@ class RedisSettings(BaseModel):
 class RabbitSettings(BaseModel):
     url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     events_exchange: str = "taskstream.events"
+    # The management plugin's HTTP API (``http://127.0.0.1:15672``), for `taskstream status`
+    # (ready and unacknowledged counts); unset: queue depths come over AMQP (ready only).
+    management_url: str | None = None
     prefetch: int = Field(default=200, ge=1)
     webhook_max_attempts: int = Field(default=5, ge=1)
     webhook_base_delay_ms: int = Field(default=1000, ge=10)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from importlib import metadata
+
 import click
 
 from taskstream import telemetry
-from taskstream.cli import config, consume, dlq, infra, serve, work
+from taskstream.cli import config, consume, dlq, infra, serve, status, users, work
 from taskstream.cli.logs import configure_logging
 from taskstream.settings import get_settings
 
@@ -14,7 +16,15 @@ from taskstream.settings import get_settings
 TRACED_COMMANDS = frozenset({"consume", "relay", "work"})
 
 
+def _version() -> str:
+    try:
+        return metadata.version("taskstream")
+    except metadata.PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        return "unknown"
+
+
 @click.group()
+@click.version_option(_version(), prog_name="taskstream")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """taskstream: high-volume task ingestion through Kafka."""
@@ -25,5 +35,5 @@ def main(ctx: click.Context) -> None:
         telemetry.configure_tracing(settings.otel, component)
 
 
-for module in (config, infra, serve, consume, dlq, work):
+for module in (config, infra, serve, consume, dlq, work, users, status):
     module.register(main)
