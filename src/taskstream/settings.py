@@ -77,6 +77,10 @@ class RabbitSettings(BaseModel):
     # (ready and unacknowledged counts); unset: queue depths come over AMQP (ready only).
     management_url: str | None = None
     prefetch: int = Field(default=200, ge=1)
+    # Deliveries of one message to a work queue before RabbitMQ dead-letters it to the DLQ (a
+    # message that keeps crashing its worker). RabbitMQ 4 applies 20 to quorum queues and
+    # *drops* the message past it unless a dead-letter exchange is set: both are set here.
+    delivery_limit: int = Field(default=20, ge=1)
     webhook_max_attempts: int = Field(default=5, ge=1)
     webhook_base_delay_ms: int = Field(default=1000, ge=10)
 
