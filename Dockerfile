@@ -7,7 +7,9 @@ COPY src ./src
 COPY consumers ./consumers
 COPY workers ./workers
 COPY migrations ./migrations
-RUN pip install .
+# no embedded broker in the image (the `embedded` extra is for development); the OpenTelemetry
+# SDK is there but loaded only when an OTLP endpoint is configured
+RUN pip install '.[otel]'
 USER nobody
 ENTRYPOINT ["taskstream"]
 CMD ["run"]

@@ -51,6 +51,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from taskstream import telemetry
 from taskstream.db import (
     create_engine,
     create_session_factory,
@@ -62,12 +63,7 @@ from taskstream.db import (
 )
 from taskstream.infra.topics import ensure_topics
 from taskstream.kafka import new_producer
-from taskstream.messages import (
-    TRACE_ID_HEADER,
-    UnknownCommandError,
-    decode_command,
-    encode_command,
-)
+from taskstream.messages import UnknownCommandError, decode_command, encode_command
 from taskstream.metrics import (
     CONSUMER_APPLY_LATENCY,
     CONSUMER_BATCH_SIZE,
@@ -78,7 +74,13 @@ from taskstream.metrics import (
 )
 from taskstream.metrics_listener import process_listener
 from taskstream.settings import Settings
-from taskstream.tasks.apply import InboundCommand, apply_task_commands, reject_undeliverable
+from taskstream.tasks.apply import (
+    ApplyResult,
+    InboundCommand,
+    apply_task_commands,
+    reject_undeliverable,
+)
+from taskstream.tracing import TraceContext, context_from_headers, log_fields, trace_headers
 
 log = logging.getLogger("taskstream.consumers.task_commands")
 
@@ -139,11 +141,42 @@ class PreparedBatch:
 
 
 def _trace_id(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
-    found = None
-    for key, value in headers or ():  # the last one wins, as in dict(headers)
-        if key == TRACE_ID_HEADER:
-            found = value
-    return found.decode(errors="replace") if found else None
+    """The record's trace context as a ``traceparent`` (records from older producers carry
+    only ``x-trace-id``), handed on to the command's events."""
+    context = context_from_headers(headers)
+    return context.traceparent if context is not None else None
+
+
+def _trace_applied(inbound: Sequence[InboundCommand], result: ApplyResult, started_ns: int) -> None:
+    """One DEBUG line and, with an exporter, one span per command of an applied batch."""
+    debug = log.isEnabledFor(logging.DEBUG)
+    if not debug and not telemetry.enabled():
+        return
+    ended_ns = time.time_ns()
+    applied = set(result.applied)
+    for item in inbound:
+        command_id = item.command.command_id
+        trace = TraceContext.parse(item.trace_id)
+        if command_id in applied:
+            outcome = "applied"
+        else:
+            outcome = "rejected" if command_id in result.rejected else "duplicate"
+        if debug:
+            log.debug(
+                "%s command %s (%s)",
+                outcome,
+                command_id,
+                item.command.type,
+                extra=log_fields(trace, command_id),
+            )
+        telemetry.record_span(
+            f"{outcome} {item.command.type}",
+            trace,
+            kind="consumer",
+            start_ns=started_ns,
+            end_ns=ended_ns,
+            attributes={"taskstream.command_id": str(command_id)},
+        )
 
 
 class StopRequestedError(Exception):
@@ -422,6 +455,7 @@ class TaskCommandApplier:
         return time.monotonic() - self._stop_seen > STOP_GRACE_S
 
     async def _apply(self, inbound: list[InboundCommand]) -> None:
+        started_ns = time.time_ns()
         try:
             async with transaction(self.session_factory) as session:
                 result = await apply_task_commands(session, inbound)
@@ -436,6 +470,7 @@ class TaskCommandApplier:
             APPLIED.inc(len(result.applied))
             REJECTED.inc(len(result.rejected))
             DUPLICATE.inc(result.duplicates)
+            _trace_applied(inbound, result, started_ns)
             return
         # A command in here cannot be stored (outside the except block, so a deep split does
         # not chain every level's traceback onto the next).
@@ -477,7 +512,7 @@ class TaskCommandApplier:
         """Send a decoded command the database cannot even record to the dead-letter topic,
         re-encoded (its bytes decode to the same command), with its trace id and the error."""
         command = item.command
-        headers = [(TRACE_ID_HEADER, item.trace_id.encode())] if item.trace_id else []
+        headers = trace_headers(item.trace_id)
         sent = await self.producer.send(
             self.kafka.task_commands_dlq_topic,
             value=encode_command(command),

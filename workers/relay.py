@@ -22,9 +22,9 @@ from pika.exceptions import AMQPError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from taskstream import telemetry
 from taskstream.db import create_engine, create_session_factory, transaction
 from taskstream.kafka import new_producer
-from taskstream.messages import TRACE_ID_HEADER
 from taskstream.metrics import (
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_AGE,
@@ -38,6 +38,13 @@ from taskstream.outbox.repository import OutboxRepository, PendingEvent
 from taskstream.runtime import sleep_or_stop
 from taskstream.settings import Settings
 from taskstream.tasks.overdue import sweep_overdue
+from taskstream.tracing import (
+    LEGACY_TRACE_ID_HEADER,
+    TRACEPARENT_HEADER,
+    TraceContext,
+    log_fields,
+    trace_headers,
+)
 
 from .kafka_batches import RELAY_MAX_BATCH_BYTES, produce_records
 from .rabbit import PublishNackedError, RabbitChannel, RabbitUnavailableError
@@ -86,15 +93,36 @@ async def _abandon(session: AsyncSession) -> None:
         await session.close()
 
 
-def event_properties(row: PendingEvent) -> BasicProperties:
-    """AMQP properties of a relayed event (the benchmark's fan-out ceiling uses them too)."""
+def event_properties(row: PendingEvent, trace: TraceContext | None = None) -> BasicProperties:
+    """AMQP properties of a relayed event (the benchmark's fan-out ceiling uses them too);
+    ``trace`` (default: the row's own) goes in ``traceparent`` and the legacy ``x-trace-id``."""
+    trace = trace or TraceContext.parse(row.trace_id)
+    headers = (
+        {TRACEPARENT_HEADER: trace.traceparent, LEGACY_TRACE_ID_HEADER: trace.trace_id}
+        if trace is not None
+        else {}
+    )
     return BasicProperties(
         delivery_mode=2,  # persistent: survives a broker restart once confirmed
         content_type="application/json",
         message_id=str(row.event_id),
         type=row.event_type,
         timestamp=int(row.created_at.timestamp()),
-        headers={TRACE_ID_HEADER: row.trace_id or ""},  # type and version are in the body
+        headers=headers,  # type and version are in the body
+    )
+
+
+def _publish_span(row: PendingEvent) -> TraceContext | None:
+    """The trace context a relayed event hands on: with an exporter, a span of this relay
+    under the row's context; without one, the row's context as it is."""
+    trace = TraceContext.parse(row.trace_id)
+    if not telemetry.enabled():
+        return trace
+    return telemetry.record_span(
+        f"relay {row.event_type}",
+        trace,
+        kind="producer",
+        attributes={"taskstream.event_id": str(row.event_id)},
     )
 
 
@@ -154,7 +182,11 @@ class OutboxRelay:
                 await session.close()
                 return None
             published = self.rabbit.publish_many(
-                exchange, [(row.event_type, row.payload, event_properties(row)) for row in rows]
+                exchange,
+                [
+                    (row.event_type, row.payload, event_properties(row, _publish_span(row)))
+                    for row in rows
+                ],
             )
         except BaseException:
             await _abandon(session)
@@ -176,10 +208,7 @@ class OutboxRelay:
             (
                 str(row.aggregate_id).encode(),  # the task id for task events: per-task order
                 row.payload,  # the stored envelope bytes, sent as they are
-                [
-                    (TRACE_ID_HEADER, (row.trace_id or "").encode()),
-                    ("x-event-type", row.event_type.encode()),
-                ],
+                [*trace_headers(row.trace_id), ("x-event-type", row.event_type.encode())],
             )
             for row in rows
         ]
@@ -204,6 +233,14 @@ class OutboxRelay:
             await _abandon(batch.session)
             raise
         await batch.session.close()
+        if log.isEnabledFor(logging.DEBUG):
+            for row in batch.rows:
+                log.debug(
+                    "relayed event %s (%s)",
+                    row.event_id,
+                    row.event_type,
+                    extra=log_fields(TraceContext.parse(row.trace_id)),
+                )
         self.relayed += len(batch.rows)
         RELAY_CONFIRMED.inc(len(batch.rows))
         return len(batch.rows)

@@ -4,9 +4,9 @@ Declaring everything from both sides means an event published before any worker 
 still queued (a topic exchange drops what no queue is bound to).
 
     <exchange> (topic, durable)
-      '#' -> <exchange>.in_app     quorum   in-app notifications
-      '#' -> <exchange>.email      quorum   email
-      '#' -> <exchange>.webhook    quorum   webhook fan-out and webhook retries
+      '#' -> <exchange>.in_app     quorum   in-app notifications     } x-delivery-limit, then
+      '#' -> <exchange>.email      quorum   email                    } dead-lettered to
+      '#' -> <exchange>.webhook    quorum   webhook fan-out, retries } <exchange>.dlq
     <exchange>.webhook.delay.<ms>ms classic, x-message-ttl=<ms>, dead-letters back to .webhook
                                    (retries, and deliveries deferred while their host is busy)
     <exchange>.dlq                 quorum   poison messages and dead webhook deliveries
@@ -29,6 +29,7 @@ class Topology:
     exchange: str
     webhook_max_attempts: int
     webhook_base_delay_ms: int
+    delivery_limit: int = 20
 
     @classmethod
     def from_settings(cls, settings: RabbitSettings) -> Topology:
@@ -36,6 +37,7 @@ class Topology:
             settings.events_exchange,
             settings.webhook_max_attempts,
             settings.webhook_base_delay_ms,
+            settings.delivery_limit,
         )
 
     def work_queue(self, channel: NotificationChannel | str) -> str:
@@ -61,6 +63,17 @@ class Topology:
         return f"{self.exchange}.webhook.delay.{self.retry_delay_ms(failed_attempts)}ms"
 
     @property
+    def work_queue_arguments(self) -> dict[str, object]:
+        """A message redelivered ``delivery_limit`` times (its worker crashed or lost the
+        channel each time) goes to the DLQ: explicit, because RabbitMQ 4 otherwise drops it."""
+        return {
+            **QUORUM,
+            "x-delivery-limit": self.delivery_limit,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.dlq,
+        }
+
+    @property
     def delay_steps(self) -> range:
         # The first delay queue exists even with a single attempt: deliveries deferred because
         # their destination is busy wait in it without counting an attempt.
@@ -84,7 +97,7 @@ async def declare_topology(rabbit: RabbitChannel, topology: Topology) -> None:
     )
     for notification_channel in NotificationChannel:
         queue = topology.work_queue(notification_channel)
-        await rabbit.declare_queue(queue, QUORUM)
+        await rabbit.declare_queue(queue, topology.work_queue_arguments)
         await rabbit.rpc(
             channel.queue_bind, queue=queue, exchange=topology.exchange, routing_key="#"
         )

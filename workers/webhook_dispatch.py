@@ -23,6 +23,7 @@ import httpx
 from pika import BasicProperties
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from taskstream import telemetry
 from taskstream.db import transaction
 from taskstream.enums import DeliveryStatus, NotificationChannel
 from taskstream.metrics import WEBHOOK_ATTEMPTS, WORKER_RETRIES
@@ -36,6 +37,12 @@ from taskstream.notifications.webhooks import (
     record_attempt,
 )
 from taskstream.settings import Settings
+from taskstream.tracing import (
+    LEGACY_TRACE_ID_HEADER,
+    TRACEPARENT_HEADER,
+    context_from_mapping,
+    log_fields,
+)
 
 from .handling import (
     BROKER_ERRORS,
@@ -187,10 +194,30 @@ class WebhookDispatcher:
     async def _attempt(
         self, rabbit: RabbitChannel, delivery: Delivery, target: DeliveryTarget, event_type: str
     ) -> None:
-        result = await attempt_delivery(
-            self.http, target, event_type, delivery.body, self.settings.webhooks
-        )
+        parent = context_from_mapping(delivery.headers)
+        with telemetry.span(
+            f"webhook {event_type}",
+            parent,
+            kind="client",
+            attributes={"taskstream.delivery_id": str(target.delivery_id)},
+        ) as trace:
+            result = await attempt_delivery(
+                self.http,
+                target,
+                event_type,
+                delivery.body,
+                self.settings.webhooks,
+                traceparent=trace.traceparent if parent is not None else None,
+            )
         WEBHOOK_ATTEMPTS.labels(attempt_outcome(result)).inc()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "webhook delivery %s attempt %d: %s",
+                target.delivery_id,
+                target.attempts + 1,
+                "delivered" if result.delivered else result.error,
+                extra=log_fields(parent),
+            )
         async with transaction(self.session_factory) as session:
             status, attempts = await record_attempt(
                 session, target, result, self.settings.rabbit.webhook_max_attempts
@@ -209,7 +236,7 @@ class WebhookDispatcher:
                     content_type="application/json",
                     message_id=delivery.properties.message_id,
                     type=event_type,
-                    headers={DELIVERY_ID_HEADER: delivery_id},
+                    headers={DELIVERY_ID_HEADER: delivery_id, **_trace_of(delivery)},
                 ),
                 delivery.body,
                 delivery.redelivered,
@@ -239,7 +266,11 @@ class WebhookDispatcher:
             content_type="application/json",
             message_id=delivery.properties.message_id,
             type=event_type,
-            headers={DELIVERY_ID_HEADER: str(target.delivery_id), "x-attempts": attempts},
+            headers={
+                DELIVERY_ID_HEADER: str(target.delivery_id),
+                "x-attempts": attempts,
+                **_trace_of(delivery),
+            },
         )
         if REPLAYED_HEADER in delivery.headers:  # a replayed dead delivery stays replayable
             props.headers[REPLAYED_HEADER] = delivery.headers[REPLAYED_HEADER]
@@ -257,6 +288,12 @@ def attempt_outcome(result: AttemptResult) -> str:
     if (result.error or "").startswith("deadline"):
         return "timeout"
     return "failed"
+
+
+def _trace_of(delivery: Delivery) -> dict[str, Any]:
+    """The trace headers of ``delivery``, kept on its retries and dead letter."""
+    headers = delivery.headers
+    return {k: headers[k] for k in (TRACEPARENT_HEADER, LEGACY_TRACE_ID_HEADER) if k in headers}
 
 
 def _uuid(value: object) -> uuid.UUID:

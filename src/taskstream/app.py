@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
+from taskstream import telemetry
 from taskstream.auth.endpoints import AuthController, UsersController
 from taskstream.auth.login_guard import LoginGuard
 from taskstream.auth.tokens import TokenCodec
@@ -41,6 +42,7 @@ from taskstream.web.guard import RequestGuard
 from taskstream.web.health import HealthController
 from taskstream.web.http_metrics import MetricsController, count_response
 from taskstream.web.ratelimit import RateLimiter
+from taskstream.web.trace_context import TraceContextMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +108,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the API; resources are opened on startup and closed on shutdown."""
     settings = settings or get_settings()
+    telemetry.configure_tracing(settings.otel, "api")  # no-op without an endpoint
     handlers: list[Any] = [
         HealthController,
         MetricsController,
@@ -129,11 +132,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
-        # auth, rate limit, content type and idempotency in one layer (see guard.py)
-        middleware=[RequestGuard],
+        # the trace and request id first, so that even a refused request logs them; then auth,
+        # rate limit, content type and idempotency in one layer (see guard.py)
+        middleware=[TraceContextMiddleware, RequestGuard],
         # counts every response, the guard's refusals too (http_metrics.py)
         before_send=[count_response],
         exception_handlers=EXCEPTION_HANDLERS,
+        # logging is the process's (cli/logs.py, applied by granian in each worker): Litestar's
+        # default config would install a second root handler with another line format
+        logging_config=None,
         request_max_body_size=settings.api.max_body_bytes,
         # JSON nesting is bounded before decoding (400, never a RecursionError)
         request_class=ApiRequest,

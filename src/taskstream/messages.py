@@ -184,6 +184,8 @@ class DomainEvent(WireStruct):
     version: int = EVENT_VERSION
     actor_id: uuid.UUID | None = None
     project_id: uuid.UUID | None = None
+    # The trace context of the cause: a W3C traceparent (events written by older versions
+    # hold a bare trace id); read it with ``taskstream.tracing.TraceContext.parse``.
     trace_id: str | None = None
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -199,5 +201,4 @@ def decode_event(raw: bytes) -> DomainEvent:
     return _event_decoder.decode(raw)
 
 
-TRACE_ID_HEADER: Final = "x-trace-id"
 COMMAND_TYPE_HEADER: Final = "x-command-type"

@@ -7,6 +7,7 @@ Nothing else in the code base reads ``os.environ``.
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -72,7 +73,14 @@ class RedisSettings(BaseModel):
 class RabbitSettings(BaseModel):
     url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     events_exchange: str = "taskstream.events"
+    # The management plugin's HTTP API (``http://127.0.0.1:15672``), for `taskstream status`
+    # (ready and unacknowledged counts); unset: queue depths come over AMQP (ready only).
+    management_url: str | None = None
     prefetch: int = Field(default=200, ge=1)
+    # Deliveries of one message to a work queue before RabbitMQ dead-letters it to the DLQ (a
+    # message that keeps crashing its worker). RabbitMQ 4 applies 20 to quorum queues and
+    # *drops* the message past it unless a dead-letter exchange is set: both are set here.
+    delivery_limit: int = Field(default=20, ge=1)
     webhook_max_attempts: int = Field(default=5, ge=1)
     webhook_base_delay_ms: int = Field(default=1000, ge=10)
 
@@ -182,6 +190,18 @@ class MetricsSettings(BaseModel):
     work_port: int = Field(default=9103, ge=0, le=65535)
 
 
+class OtelSettings(BaseModel):
+    """OpenTelemetry trace export. Unset endpoint: nothing is exported and the SDK is never
+    imported; the W3C trace context still travels and reaches the logs."""
+
+    # OTLP/HTTP base URL of a collector (``http://otel-collector:4318``); spans go to
+    # ``<endpoint>/v1/traces``. Unset, the standard OTEL_EXPORTER_OTLP_ENDPOINT is used if set.
+    endpoint: str | None = None
+    service_name: str = "taskstream"
+    # Share of new traces recorded; a trace started upstream keeps its caller's decision.
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+
 class InfraSettings(BaseModel):
     state_dir: Path = Path(".taskstream")
 
@@ -196,6 +216,8 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
+    # json: one JSON object per line (for a log shipper); text: for people at a terminal.
+    log_format: Literal["text", "json"] = "text"
     db: DatabaseSettings = DatabaseSettings()
     kafka: KafkaSettings = KafkaSettings()
     redis: RedisSettings = RedisSettings()
@@ -206,7 +228,14 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     smtp: SmtpSettings = SmtpSettings()
     metrics: MetricsSettings = MetricsSettings()
+    otel: OtelSettings = OtelSettings()
     infra: InfraSettings = InfraSettings()
+
+    @model_validator(mode="after")
+    def _standard_otel_endpoint(self) -> Settings:
+        if self.otel.endpoint is None:
+            self.otel.endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -36,6 +36,9 @@ class UserRepository(Repository):
         self.session.add(user)
         await self.session.flush()
 
+    async def set_role(self, user_id: uuid.UUID, role: UserRole) -> None:
+        await self.session.execute(update(User).where(User.id == user_id).values(role=role))
+
 
 class RefreshSessionRepository(Repository):
     async def add(

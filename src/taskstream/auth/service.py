@@ -6,6 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
@@ -68,7 +69,13 @@ def password_problems(password: str, email: str, name: str) -> list[str]:
 
 
 async def register_user(
-    session: AsyncSession, name: str, email: str, password: str, trace_id: str | None = None
+    session: AsyncSession,
+    name: str,
+    email: str,
+    password: str,
+    trace_id: str | None = None,
+    *,
+    role: UserRole = UserRole.MEMBER,
 ) -> RegisteredUser:
     """Create a member with a personal project; ``user.created`` and ``project.created`` go
     to the outbox in the same transaction. 409 on a taken email, 422 on weak input."""
@@ -83,7 +90,9 @@ async def register_user(
         raise ValidationFailedError(errors)
     if await UserRepository.from_session(session).email_taken(email):
         raise ConflictError("This email is already registered")
-    registered = await _create_member(session, name, email, await hash_password(password), trace_id)
+    registered = await _create_member(
+        session, name, email, await hash_password(password), trace_id, role=role
+    )
     await session.commit()
     return registered
 
@@ -103,7 +112,13 @@ async def provision_member(
 
 
 async def _create_member(
-    session: AsyncSession, name: str, email: str, password_hash: str, trace_id: str | None
+    session: AsyncSession,
+    name: str,
+    email: str,
+    password_hash: str,
+    trace_id: str | None,
+    *,
+    role: UserRole = UserRole.MEMBER,
 ) -> RegisteredUser:
     users = UserRepository.from_session(session)
     user = User(
@@ -111,7 +126,7 @@ async def _create_member(
         email=email,
         name=name.strip(),
         password_hash=password_hash,
-        role=UserRole.MEMBER,
+        role=role,
     )
     try:
         await users.add(user)
@@ -134,6 +149,29 @@ async def _create_member(
         session, user.id, f"{user.name}'s tasks", is_personal=True, trace_id=trace_id
     )
     return RegisteredUser(user, project.id)
+
+
+AdminOutcome = Literal["created", "promoted", "unchanged"]
+
+
+async def create_admin(
+    session: AsyncSession, email: str, name: str, password: str | None
+) -> AdminOutcome:
+    """Make ``email`` an administrator: a new account (with ``password``, held to the same
+    rules as a registration) or, if the address already has one, that account promoted; its
+    password is left as it is. Idempotent: a second run answers ``unchanged``."""
+    users = UserRepository.from_session(session)
+    existing = await users.get_active_by_email(email.strip())
+    if existing is not None:
+        if existing.role is UserRole.ADMIN:
+            return "unchanged"
+        await users.set_role(existing.id, UserRole.ADMIN)
+        await session.commit()
+        return "promoted"
+    if not password:
+        raise ValidationFailedError([FieldError("password", "is required for a new account")])
+    await register_user(session, name, email, password, role=UserRole.ADMIN)
+    return "created"
 
 
 async def _issue_pair(

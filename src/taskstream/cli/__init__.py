@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+from importlib import metadata
+
 import click
 
-from taskstream.cli import config, consume, dlq, infra, loadtest, serve, work
+from taskstream import telemetry
+from taskstream.cli import config, consume, dlq, infra, loadtest, serve, status, users, work
 from taskstream.cli.logs import configure_logging
 from taskstream.settings import get_settings
 
+# Long-running processes that export spans when an OTLP endpoint is configured (the API's
+# granian workers start their own exporter in create_app).
+TRACED_COMMANDS = frozenset({"consume", "relay", "work"})
+
+
+def _version() -> str:
+    try:
+        return metadata.version("taskstream")
+    except metadata.PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        return "unknown"
+
 
 @click.group()
-def main() -> None:
+@click.version_option(_version(), prog_name="taskstream")
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """taskstream: high-volume task ingestion through Kafka."""
-    configure_logging(get_settings())
+    settings = get_settings()
+    component = ctx.invoked_subcommand or ""
+    configure_logging(settings, component)
+    if component in TRACED_COMMANDS:
+        telemetry.configure_tracing(settings.otel, component)
 
 
-for module in (config, infra, serve, consume, dlq, work, loadtest):
+for module in (config, infra, serve, consume, dlq, work, users, status, loadtest):
     module.register(main)

@@ -20,6 +20,8 @@ SECTION_HELP = {
     "api": "HTTP API: bind address, workers, body size, batch and page caps",
     "webhooks": "Webhook POSTs: attempt deadline, response cap, concurrency per destination",
     "smtp": "Outgoing email for notifications",
+    "otel": "OpenTelemetry trace export over OTLP/HTTP (no endpoint: nothing exported, no SDK "
+    "loaded; OTEL_EXPORTER_OTLP_ENDPOINT is used when the endpoint is unset)",
     "infra": "`taskstream infra`: where logs and pids of locally started services live",
 }
 
@@ -36,6 +38,8 @@ def render_env_example(settings: Settings | None = None) -> str:
         "# development | test | production (production refuses placeholder secrets)",
         f"TASKSTREAM_ENVIRONMENT={settings.environment}",
         f"TASKSTREAM_LOG_LEVEL={settings.log_level}",
+        "# text | json (one JSON object per line with request, command and trace ids)",
+        f"TASKSTREAM_LOG_FORMAT={settings.log_format}",
     ]
     for section, value in settings:
         if not isinstance(value, BaseModel):

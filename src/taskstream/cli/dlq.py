@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import click
+from click._termui_impl import ProgressBar
 
 from taskstream.settings import get_settings
 
@@ -16,11 +18,17 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-def list_dead_letters() -> None:
-    """One line per dead letter: id, original position, failure time and error."""
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--after", metavar="PARTITION:OFFSET", help="start after this dead-letter id")
+def list_dead_letters(limit: int, after: str | None) -> None:
+    """One line per dead letter: id, original position, failure time and error; a page of
+    ``--limit`` at a time (the last line says how to get the next)."""
     from taskstream.consumers.dlq import read_dead_letters  # noqa: PLC0415
 
-    letters = asyncio.run(read_dead_letters(get_settings().kafka))
+    try:
+        letters = asyncio.run(read_dead_letters(get_settings().kafka, limit=limit, after=after))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--after") from exc
     for d in letters:
         origin = (
             f"{d.header('x-original-topic')}[{d.header('x-original-partition')}]"
@@ -28,6 +36,8 @@ def list_dead_letters() -> None:
         )
         click.echo(f"{d.id:>10}  {origin}  {d.header('x-failed-at')}  {d.header('x-error')}")
     click.echo(f"{len(letters)} dead letter(s)")
+    if len(letters) == limit:
+        click.echo(f"more: taskstream dlq list --limit {limit} --after {letters[-1].id}")
 
 
 @dlq.command("replay")
@@ -39,16 +49,33 @@ def list_dead_letters() -> None:
 )
 def replay(ids: tuple[str, ...], value_file: Path | None) -> None:
     """Re-publish dead letters to the commands topic (applying twice is harmless)."""
-    from taskstream.consumers.dlq import replay_dead_letters  # noqa: PLC0415
+    from taskstream.consumers.dlq import (  # noqa: PLC0415
+        DeadLetter,
+        dead_letter_count,
+        replay_dead_letters,
+    )
 
+    settings = get_settings().kafka
     value = value_file.read_bytes() if value_file else None
+
+    async def run() -> int:
+        total = len(ids) if ids else await dead_letter_count(settings)
+        # progress on stderr, so that stdout stays the list of what was replayed
+        bar: ProgressBar[int]
+        with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
+
+            def advance(page: list[DeadLetter]) -> None:
+                bar.update(len(page))
+
+            return await replay_dead_letters(settings, list(ids) or None, value, advance)
+
     try:
-        letters = asyncio.run(replay_dead_letters(get_settings().kafka, list(ids) or None, value))
+        replayed = asyncio.run(run())
     except (LookupError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    for d in letters:
-        click.echo(f"replayed {d.id}")
-    click.echo(f"{len(letters)} replayed")
+    for letter_id in ids:
+        click.echo(f"replayed {letter_id}")
+    click.echo(f"{replayed} replayed")
 
 
 def register(main: click.Group) -> None:

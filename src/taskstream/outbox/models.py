@@ -36,6 +36,7 @@ class OutboxEvent(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     aggregate_id: Mapped[uuid.UUID]
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # The cause's trace context as a W3C traceparent (55 characters; older rows: a bare id).
     trace_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = created_at_column()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

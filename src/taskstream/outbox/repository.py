@@ -102,3 +102,12 @@ class OutboxRepository(Repository):
     async def unsent_count(self) -> int:
         stmt = select(func.count()).where(OutboxEvent.sent_at.is_(None))
         return int((await self.session.execute(stmt)).scalar_one())
+
+    async def backlog(self) -> tuple[int, float | None]:
+        """Unsent rows and the age in seconds of the oldest one (None when all are sent)."""
+        stmt = select(
+            func.count(),
+            func.extract("epoch", func.now() - func.min(OutboxEvent.created_at)),
+        ).where(OutboxEvent.sent_at.is_(None))
+        count, age = (await self.session.execute(stmt)).one()
+        return int(count), None if age is None else float(age)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.errors import UnauthorizedError
 from taskstream.principal import Principal
-
-_TRACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from taskstream.tracing import TraceContext, current_trace
 
 
 def caller(request: Request[Any, Any, Any]) -> Principal:
@@ -28,15 +25,10 @@ def caller(request: Request[Any, Any, Any]) -> Principal:
 
 
 def trace_id_of(request: Request[Any, Any, Any]) -> str:
-    """The caller's ``X-Trace-Id`` when well-formed, else a fresh one; goes into Kafka headers
-    and outbox events."""
-    for name, value in request.scope["headers"]:  # cheaper than building litestar's Headers
-        if name == b"x-trace-id":
-            given = value.decode("latin-1")
-            if _TRACE_ID.match(given):
-                return given
-            break
-    return os.urandom(16).hex()
+    """The request's trace context as a ``traceparent`` (``web/trace_context.py`` set it; a
+    fresh trace for an app without that layer); goes into Kafka headers and outbox events."""
+    trace = current_trace.get()
+    return (trace or TraceContext.new()).traceparent
 
 
 def provide_current_user(request: Request[Any, Any, Any]) -> Principal:

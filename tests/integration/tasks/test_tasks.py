@@ -15,6 +15,8 @@ from taskstream.messages import (
 )
 from tests.integration.http_support import ApiUser, insert_task, read_commands
 
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
 
 async def test_create_task_publishes_a_command_keyed_by_task_id(
     client, alice, api_settings, app_redis
@@ -28,7 +30,7 @@ async def test_create_task_publishes_a_command_keyed_by_task_id(
             "deadline": deadline,
             "userId": str(uuid.uuid4()),
         },
-        headers={**alice.headers, "X-Trace-Id": "trace-123"},
+        headers={**alice.headers, "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"},
     )
     assert response.status_code == 202, response.text
     body = response.json()
@@ -39,9 +41,22 @@ async def test_create_task_publishes_a_command_keyed_by_task_id(
     assert str(command.payload.project_id) == alice.personal_project_id
     assert str(command.actor.user_id) == alice.id  # userId in the body is ignored
     assert command.payload.priority == "high"
-    assert headers["x-trace-id"] == b"trace-123"
+    # the request's trace continues on the topic (a span of the API under the client's)
+    assert headers["traceparent"].decode().split("-")[1] == TRACE
+    assert headers["x-trace-id"] == TRACE.encode()  # for readers of the older header
     accepted = await app_redis.get(f"taskstream:cmd:{command_id}")
     assert accepted is not None and body["taskId"].encode() in accepted
+
+
+async def test_an_older_clients_trace_id_is_kept(client, alice, api_settings):
+    response = await client.post(
+        "/tasks", json={"title": "Old client"}, headers={**alice.headers, "X-Trace-Id": TRACE}
+    )
+    assert response.status_code == 202, response.text
+    assert response.headers["x-trace-id"] == TRACE
+    command_id = uuid.UUID(response.json()["commandId"])
+    _, _, headers = (await read_commands(api_settings, {command_id}))[command_id]
+    assert headers["traceparent"].decode().split("-")[1] == TRACE
 
 
 async def test_create_in_someone_elses_project_is_404(client, alice, bob):
