@@ -18,7 +18,7 @@ def dlq() -> None:
 @dlq.command("list")
 def list_dead_letters() -> None:
     """One line per dead letter: id, original position, failure time and error."""
-    from taskstream.consumers.dlq import read_dead_letters  # noqa: PLC0415
+    from taskstream.infra.dead_letters import read_dead_letters  # noqa: PLC0415
 
     letters = asyncio.run(read_dead_letters(get_settings().kafka))
     for d in letters:
@@ -39,7 +39,7 @@ def list_dead_letters() -> None:
 )
 def replay(ids: tuple[str, ...], value_file: Path | None) -> None:
     """Re-publish dead letters to the commands topic (applying twice is harmless)."""
-    from taskstream.consumers.dlq import replay_dead_letters  # noqa: PLC0415
+    from taskstream.infra.dead_letters import replay_dead_letters  # noqa: PLC0415
 
     value = value_file.read_bytes() if value_file else None
     try:
