@@ -25,6 +25,7 @@ from taskstream.db import create_engine, create_session_factory
 from taskstream.kafka import CommandPublisher
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
 from taskstream.notifications.live_hub import LiveHub
+from taskstream.ops.endpoints import CONTROLLERS as OPS_CONTROLLERS
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
@@ -36,6 +37,7 @@ from taskstream.tasks.service import TaskService
 from taskstream.web.bodies import ApiRequest
 from taskstream.web.client_address import ClientAddress
 from taskstream.web.dependencies import DEPENDENCIES
+from taskstream.web.docs import DocsAssetsController, docs_render_plugins
 from taskstream.web.guard import RequestGuard
 from taskstream.web.health import HealthController
 from taskstream.web.ratelimit import RateLimiter
@@ -112,6 +114,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         TaskController,
         CommandController,
         *NOTIFICATION_CONTROLLERS,
+        *OPS_CONTROLLERS,
+        DocsAssetsController,
     ]
     app = Litestar(
         route_handlers=handlers,
@@ -137,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="High-volume task ingestion: commands are accepted (202) once the "
             "broker has them and applied asynchronously. Errors are RFC 9457 problem+json.",
             path="/schema",
+            render_plugins=docs_render_plugins(),
             use_handler_docstrings=True,
             components=Components(
                 security_schemes={
