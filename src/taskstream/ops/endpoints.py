@@ -18,7 +18,8 @@ from typing import Any, Final
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import FromQuery
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from taskstream.enums import UserRole
@@ -107,7 +108,7 @@ class OpsPageController(Controller):
         opt={"rate_limit": None},
         include_in_schema=False,
     )
-    async def asset(self, name: str) -> Response[bytes]:
+    async def asset(self, name: FromPath[str]) -> Response[bytes]:
         """A static file of the dashboard (code, no data)."""
         if name not in ASSETS:
             raise NotFoundError("No such asset")
@@ -124,7 +125,7 @@ class OpsPageController(Controller):
         status_code=HTTP_201_CREATED,
         responses=problem_responses(403),
     )
-    async def ticket(self, state: State, current_user: Principal) -> TicketOut:
+    async def ticket(self, state: State, current_user: NamedDependency[Principal]) -> TicketOut:
         """A ticket worth one page load within 60 s; open ``url`` in a browser."""
         ticket = await issue_ticket(state.redis, _admin(current_user).user_id)
         return TicketOut(ticket=ticket, url=f"/ops?ticket={ticket}", expires_in=TICKET_TTL_S)
@@ -135,7 +136,7 @@ class OpsApiController(Controller):
     tags = ["ops"]
 
     @get("/overview", operation_id="getOpsOverview", responses=problem_responses(403))
-    async def overview(self, state: State, current_user: Principal) -> Overview:
+    async def overview(self, state: State, current_user: NamedDependency[Principal]) -> Overview:
         """Lag, throughput source, command outcomes, outbox, queues, webhooks, dependencies."""
         _admin(current_user)
         settings = state.settings
@@ -170,7 +171,9 @@ class OpsApiController(Controller):
         )
 
     @get("/dead-letters", operation_id="listOpsDeadLetters", responses=problem_responses(403))
-    async def dead_letters(self, state: State, current_user: Principal) -> DeadLettersOut:
+    async def dead_letters(
+        self, state: State, current_user: NamedDependency[Principal]
+    ) -> DeadLettersOut:
         """The task-commands dead-letter topic (count and the first 200 entries)."""
         _admin(current_user)
         return await service.dead_letters(state.settings)
@@ -182,7 +185,7 @@ class OpsApiController(Controller):
         responses=problem_responses(403, 404),
     )
     async def replay(
-        self, state: State, current_user: Principal, data: ReplayRequest
+        self, state: State, current_user: NamedDependency[Principal], data: JSONBody[ReplayRequest]
     ) -> ReplayResult:
         """Re-publish the named dead letters (or ``all``) to the commands topic."""
         _admin(current_user)

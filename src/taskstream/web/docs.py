@@ -19,6 +19,7 @@ from litestar.openapi.plugins import (
     SwaggerRenderPlugin,
     YamlRenderPlugin,
 )
+from litestar.params import FromPath
 from swagger_ui_bundle import swagger_ui_path
 
 from taskstream.errors import NotFoundError
@@ -57,7 +58,7 @@ class DocsAssetsController(Controller):
         exclude_from_auth=True,
         opt={"rate_limit": None},  # static files for the docs page, like /schema itself
     )
-    async def asset(self, name: str) -> Response[bytes]:
+    async def asset(self, name: FromPath[str]) -> Response[bytes]:
         """A file of the Swagger UI bundle."""
         if name not in ASSETS:
             raise NotFoundError("No such asset")
