@@ -103,7 +103,8 @@ function renderDeadLetters(d) {
     cell(row, `${letter.originalTopic}[${letter.originalPartition}]@${letter.originalOffset}`, "code");
     cell(row, letter.failedAt);
     cell(row, letter.error, "code");
-    cell(row, letter.value, "code");
+    const body = cell(row, letter.value && letter.value.length > 160 ? `${letter.value.slice(0, 160)}…` : letter.value, "code");
+    body.title = letter.value || "";
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = "Replay";
