@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 LOADTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench fuzz loadtest loadtest-ui infra-up infra-down infra-status migrate clean
+.PHONY: help install chromium run test lint format bench fuzz loadtest loadtest-ui infra-up infra-down infra-status migrate clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -35,7 +35,17 @@ migrate: infra-up ## Upgrade the database schema to head
 run: migrate ## Run the whole system in the foreground (API, consumers, relay, workers)
 	exec $(BIN)/taskstream run
 
-test: infra-up ## Run the whole test suite against real services
+# The dashboard test drives Debian's Chromium; it is installed here, never by the test.
+chromium: ## Install Debian's chromium + chromium-driver (apt, as root) when absent
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "Chromium is missing: run: sudo apt-get update && sudo apt-get install -y chromium chromium-driver"; \
+	  else \
+	    apt-get install -y -qq chromium chromium-driver || \
+	      { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }; \
+	  fi; }
+
+test: infra-up chromium ## Run the whole test suite against real services (installs Chromium if absent)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install ## ruff format check, ruff lint, mypy on src/

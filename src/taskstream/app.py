@@ -27,6 +27,7 @@ from taskstream.kafka import CommandPublisher
 from taskstream.metrics import mark_this_process_dead
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
 from taskstream.notifications.live_hub import LiveHub
+from taskstream.ops.endpoints import CONTROLLERS as OPS_CONTROLLERS
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
@@ -38,6 +39,7 @@ from taskstream.tasks.service import TaskService
 from taskstream.web.bodies import ApiRequest
 from taskstream.web.client_address import ClientAddress
 from taskstream.web.dependencies import DEPENDENCIES
+from taskstream.web.docs import DocsAssetsController, docs_render_plugins
 from taskstream.web.guard import RequestGuard
 from taskstream.web.health import HealthController
 from taskstream.web.http_metrics import MetricsController, count_response
@@ -119,6 +121,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         TaskController,
         CommandController,
         *NOTIFICATION_CONTROLLERS,
+        *OPS_CONTROLLERS,
+        DocsAssetsController,
     ]
     app = Litestar(
         route_handlers=handlers,
@@ -150,6 +154,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="High-volume task ingestion: commands are accepted (202) once the "
             "broker has them and applied asynchronously. Errors are RFC 9457 problem+json.",
             path="/schema",
+            render_plugins=docs_render_plugins(),
             use_handler_docstrings=True,
             components=Components(
                 security_schemes={

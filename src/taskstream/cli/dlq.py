@@ -23,7 +23,7 @@ def dlq() -> None:
 def list_dead_letters(limit: int, after: str | None) -> None:
     """One line per dead letter: id, original position, failure time and error; a page of
     ``--limit`` at a time (the last line says how to get the next)."""
-    from taskstream.consumers.dlq import read_dead_letters  # noqa: PLC0415
+    from taskstream.infra.dead_letters import read_dead_letters  # noqa: PLC0415
 
     try:
         letters = asyncio.run(read_dead_letters(get_settings().kafka, limit=limit, after=after))
@@ -49,7 +49,7 @@ def list_dead_letters(limit: int, after: str | None) -> None:
 )
 def replay(ids: tuple[str, ...], value_file: Path | None) -> None:
     """Re-publish dead letters to the commands topic (applying twice is harmless)."""
-    from taskstream.consumers.dlq import (  # noqa: PLC0415
+    from taskstream.infra.dead_letters import (  # noqa: PLC0415
         DeadLetter,
         dead_letter_count,
         replay_dead_letters,

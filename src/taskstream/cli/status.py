@@ -85,7 +85,7 @@ async def _queues(settings: Settings, timeout_s: float) -> dict[str, Any]:
 
 
 async def _kafka_dead_letters(settings: Settings, timeout_s: float) -> int:
-    from taskstream.consumers.dlq import dead_letter_count  # noqa: PLC0415
+    from taskstream.infra.dead_letters import dead_letter_count  # noqa: PLC0415
 
     return await dead_letter_count(settings.kafka, timeout_s)
 

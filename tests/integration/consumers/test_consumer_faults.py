@@ -18,9 +18,9 @@ from pathlib import Path
 import asyncpg
 import msgspec
 import pytest
-from taskstream.consumers.dlq import read_dead_letters
 
 from taskstream.enums import UserRole
+from taskstream.infra.dead_letters import read_dead_letters
 from taskstream.messages import Actor, CreateTask, UpdateTask, encode_command, new_command
 from taskstream.settings import Settings
 from tests.conftest import ROOT

@@ -12,9 +12,9 @@ from pathlib import Path
 import asyncpg
 import msgspec
 import pytest
-from taskstream.consumers.dlq import read_dead_letters
 
 from taskstream.enums import ReviewVerdict, TaskStatus
+from taskstream.infra.dead_letters import read_dead_letters
 from taskstream.messages import (
     AssignTask,
     ReviewTask,

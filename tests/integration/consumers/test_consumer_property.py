@@ -19,9 +19,9 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from taskstream.consumers.dlq import read_dead_letters
 
 from taskstream.enums import ReviewVerdict, TaskPriority, TaskStatus, UserRole
+from taskstream.infra.dead_letters import read_dead_letters
 from taskstream.messages import (
     Actor,
     AssignTask,

@@ -1,0 +1,1 @@
+"""The operator dashboard: ``GET /ops`` and its JSON routes under ``/ops/api``."""
