@@ -51,7 +51,6 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from taskstream import telemetry
 from taskstream.db import (
     create_engine,
     create_session_factory,
@@ -64,7 +63,8 @@ from taskstream.db import (
 from taskstream.infra.topics import ensure_topics
 from taskstream.kafka import new_producer
 from taskstream.messages import UnknownCommandError, decode_command, encode_command
-from taskstream.metrics import (
+from taskstream.observability import telemetry
+from taskstream.observability.metrics import (
     CONSUMER_APPLY_LATENCY,
     CONSUMER_BATCH_SIZE,
     CONSUMER_BATCHES,
@@ -72,7 +72,13 @@ from taskstream.metrics import (
     CONSUMER_LAG,
     CONSUMER_REBALANCES,
 )
-from taskstream.metrics_listener import process_listener
+from taskstream.observability.metrics_listener import process_listener
+from taskstream.observability.tracing import (
+    TraceContext,
+    context_from_headers,
+    log_fields,
+    trace_headers,
+)
 from taskstream.settings import Settings
 from taskstream.tasks.apply import (
     ApplyResult,
@@ -80,7 +86,6 @@ from taskstream.tasks.apply import (
     apply_task_commands,
     reject_undeliverable,
 )
-from taskstream.tracing import TraceContext, context_from_headers, log_fields, trace_headers
 
 log = logging.getLogger("taskstream.consumers.task_commands")
 

@@ -17,8 +17,8 @@ from pika.exceptions import AMQPError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from taskstream.messages import DomainEvent
-from taskstream.metrics import WORKER_DEAD_LETTERS, WORKER_RETRIES
 from taskstream.notifications.events import PoisonEventError, decode_notification_event
+from taskstream.observability.metrics import WORKER_DEAD_LETTERS, WORKER_RETRIES
 
 from .rabbit import Delivery, PublishNackedError, RabbitChannel, RabbitUnavailableError
 from .topology import Topology

@@ -22,10 +22,10 @@ from pika.exceptions import AMQPError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from taskstream import telemetry
 from taskstream.db import create_engine, create_session_factory, transaction
 from taskstream.kafka import new_producer
-from taskstream.metrics import (
+from taskstream.observability import telemetry
+from taskstream.observability.metrics import (
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_AGE,
     RELAY_CONFIRM_LATENCY,
@@ -33,18 +33,18 @@ from taskstream.metrics import (
     RELAY_FAILURES,
     RELAY_PUBLISHED,
 )
-from taskstream.metrics_listener import process_listener
-from taskstream.outbox.repository import OutboxRepository, PendingEvent
-from taskstream.runtime import sleep_or_stop
-from taskstream.settings import Settings
-from taskstream.tasks.overdue import sweep_overdue
-from taskstream.tracing import (
+from taskstream.observability.metrics_listener import process_listener
+from taskstream.observability.tracing import (
     LEGACY_TRACE_ID_HEADER,
     TRACEPARENT_HEADER,
     TraceContext,
     log_fields,
     trace_headers,
 )
+from taskstream.outbox.repository import OutboxRepository, PendingEvent
+from taskstream.runtime import sleep_or_stop
+from taskstream.settings import Settings
+from taskstream.tasks.overdue import sweep_overdue
 
 from .kafka_batches import RELAY_MAX_BATCH_BYTES, produce_records
 from .rabbit import PublishNackedError, RabbitChannel, RabbitUnavailableError

@@ -23,10 +23,8 @@ import httpx
 from pika import BasicProperties
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from taskstream import telemetry
 from taskstream.db import transaction
 from taskstream.enums import DeliveryStatus, NotificationChannel
-from taskstream.metrics import WEBHOOK_ATTEMPTS, WORKER_RETRIES
 from taskstream.notifications.events import PoisonEventError, decode_notification_event
 from taskstream.notifications.webhook_repository import DeliveryTarget
 from taskstream.notifications.webhooks import (
@@ -36,13 +34,15 @@ from taskstream.notifications.webhooks import (
     plan_deliveries,
     record_attempt,
 )
-from taskstream.settings import Settings
-from taskstream.tracing import (
+from taskstream.observability import telemetry
+from taskstream.observability.metrics import WEBHOOK_ATTEMPTS, WORKER_RETRIES
+from taskstream.observability.tracing import (
     LEGACY_TRACE_ID_HEADER,
     TRACEPARENT_HEADER,
     context_from_mapping,
     log_fields,
 )
+from taskstream.settings import Settings
 
 from .handling import (
     BROKER_ERRORS,

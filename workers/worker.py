@@ -40,13 +40,13 @@ from taskstream.infra.worker_status import (
     write_worker_status,
 )
 from taskstream.messages import DomainEvent
-from taskstream.metrics import EMAIL_SENDS, QUEUE_MESSAGES, WORKER_DELIVERIES
-from taskstream.metrics_listener import process_listener
 from taskstream.notifications.email import Mailer, deliver_email
 from taskstream.notifications.live import publish_live
 from taskstream.notifications.schemas import LiveNotification
 from taskstream.notifications.service import deliver_in_app
 from taskstream.notifications.webhook_targets import webhook_client
+from taskstream.observability.metrics import EMAIL_SENDS, QUEUE_MESSAGES, WORKER_DELIVERIES
+from taskstream.observability.metrics_listener import process_listener
 from taskstream.runtime import sleep_or_stop
 from taskstream.settings import Settings
 

@@ -14,19 +14,18 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
-from taskstream import telemetry
 from taskstream.auth.endpoints import AuthController, UsersController
 from taskstream.auth.login_guard import LoginGuard
 from taskstream.auth.tokens import TokenCodec
 from taskstream.auth.user_status import UserStatusCache
 from taskstream.command_status.endpoints import CommandController
 from taskstream.command_status.records import AcceptedRecorder
-from taskstream.concurrency_caps import ConcurrencyCaps
 from taskstream.db import create_engine, create_session_factory
 from taskstream.kafka import CommandPublisher
-from taskstream.metrics import mark_this_process_dead
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
 from taskstream.notifications.live_hub import LiveHub
+from taskstream.observability import telemetry
+from taskstream.observability.metrics import mark_this_process_dead
 from taskstream.ops.endpoints import CONTROLLERS as OPS_CONTROLLERS
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
@@ -38,6 +37,7 @@ from taskstream.tasks.read_endpoints import ProjectStatsController
 from taskstream.tasks.service import TaskService
 from taskstream.web.bodies import ApiRequest
 from taskstream.web.client_address import ClientAddress
+from taskstream.web.concurrency_caps import ConcurrencyCaps
 from taskstream.web.dependencies import DEPENDENCIES
 from taskstream.web.docs import DocsAssetsController, docs_render_plugins
 from taskstream.web.guard import RequestGuard

@@ -185,7 +185,7 @@ class DomainEvent(WireStruct):
     actor_id: uuid.UUID | None = None
     project_id: uuid.UUID | None = None
     # The trace context of the cause: a W3C traceparent (events written by older versions
-    # hold a bare trace id); read it with ``taskstream.tracing.TraceContext.parse``.
+    # hold a bare trace id); read it with ``taskstream.observability.tracing.TraceContext.parse``.
     trace_id: str | None = None
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 

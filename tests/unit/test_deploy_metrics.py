@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from taskstream.metrics import metric_names
+from taskstream.observability.metrics import metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "taskstream.json"

@@ -7,8 +7,8 @@ import socket
 
 import httpx
 
-from taskstream import metrics
-from taskstream.metrics_listener import ProcessListener, process_listener
+from taskstream.observability import metrics
+from taskstream.observability.metrics_listener import ProcessListener, process_listener
 
 
 async def test_the_listener_serves_probes_and_metrics() -> None:

@@ -13,8 +13,7 @@ import uuid
 import pytest
 
 from taskstream.cli.logs import logging_config
-from taskstream.settings import Settings
-from taskstream.tracing import (
+from taskstream.observability.tracing import (
     TraceContext,
     context_from_headers,
     context_from_mapping,
@@ -22,6 +21,7 @@ from taskstream.tracing import (
     log_fields,
     trace_headers,
 )
+from taskstream.settings import Settings
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -128,7 +128,7 @@ def test_no_trace_export_without_an_endpoint() -> None:
     the stream processes (redis-py imports the metrics SDK on its own when it is installed)."""
     code = (
         "import sys\n"
-        "from taskstream import telemetry\n"
+        "from taskstream.observability import telemetry\n"
         "from taskstream.app import create_app\n"
         "from taskstream.settings import Settings\n"
         "import taskstream.consumers.task_commands, taskstream.workers.relay\n"

@@ -6,9 +6,9 @@ from importlib import metadata
 
 import click
 
-from taskstream import telemetry
 from taskstream.cli import config, consume, dlq, infra, loadtest, serve, status, users, work
 from taskstream.cli.logs import configure_logging
+from taskstream.observability import telemetry
 from taskstream.settings import get_settings
 
 # Long-running processes that export spans when an OTLP endpoint is configured (the API's

@@ -3,8 +3,8 @@
 ``TASKSTREAM_LOG_FORMAT=json``: one JSON object per line with ``ts``, ``level``, ``logger``,
 ``component`` (api, consume, relay, work ...), ``pid``, ``message`` and, when known,
 ``request_id``, ``command_id``, ``trace_id`` and ``span_id`` (from the context variables of
-``taskstream.tracing`` or a record's ``extra``), plus ``exc`` with the traceback. ``text``
-(the default) writes the same facts on one readable line.
+``taskstream.observability.tracing`` or a record's ``extra``), plus ``exc`` with the
+traceback. ``text`` (the default) writes the same facts on one readable line.
 
 Client libraries that log every request or rebalance step at INFO (httpx, httpcore, aiokafka,
 pika, granian's access log) are held at WARNING whatever the level.
@@ -18,8 +18,8 @@ import logging.config
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from taskstream.observability.tracing import current_command_id, current_request_id, current_trace
 from taskstream.settings import Settings
-from taskstream.tracing import current_command_id, current_request_id, current_trace
 
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
 CONTEXT_FIELDS: Final = ("request_id", "command_id", "trace_id", "span_id")

@@ -31,7 +31,7 @@ def api(workers: int | None, port: int | None, factory: str) -> None:
     from granian.constants import Interfaces, Loops  # noqa: PLC0415
     from granian.server import Server  # noqa: PLC0415
 
-    from taskstream.metrics_dir import prepare_multiprocess_dir  # noqa: PLC0415
+    from taskstream.observability.metrics_dir import prepare_multiprocess_dir  # noqa: PLC0415
 
     config = get_settings()
     settings = config.api

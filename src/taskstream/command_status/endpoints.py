@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskstream.command_status.repository import CommandStatusRepository
 from taskstream.command_status.service import CommandView, get_command_status
 from taskstream.command_status.waiter import SettledListener
-from taskstream.concurrency_caps import ConcurrencyCaps
 from taskstream.infra.probes import asyncpg_dsn
 from taskstream.principal import Principal
 from taskstream.settings import Settings
+from taskstream.web.concurrency_caps import ConcurrencyCaps
 
 _listener_lock = asyncio.Lock()
 

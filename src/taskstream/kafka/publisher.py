@@ -16,9 +16,9 @@ from taskstream.errors import UnavailableError
 from taskstream.kafka.producer import new_producer
 from taskstream.kafka.timeout_slots import TimeoutSlots
 from taskstream.messages import COMMAND_TYPE_HEADER, TaskCommand, encode_command
-from taskstream.metrics import PUBLISH_FAILURES, PUBLISH_LATENCY, PUBLISHED_COMMANDS
+from taskstream.observability.metrics import PUBLISH_FAILURES, PUBLISH_LATENCY, PUBLISHED_COMMANDS
+from taskstream.observability.tracing import current_command_id, trace_headers
 from taskstream.settings import KafkaSettings
-from taskstream.tracing import current_command_id, trace_headers
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import msgspec
 from litestar.datastructures import State
 from litestar.response import ServerSentEventMessage
 
-from taskstream.concurrency_caps import Claim, ConcurrencyCaps
-from taskstream.metrics import SSE_STREAMS_OPEN
 from taskstream.notifications.live_hub import CLOSED, LiveHub
+from taskstream.observability.metrics import SSE_STREAMS_OPEN
+from taskstream.web.concurrency_caps import Claim, ConcurrencyCaps
 
 # How often a stream checks its user, renews its place and sends a keep-alive comment.
 STREAM_CHECK_S: Final = 5.0

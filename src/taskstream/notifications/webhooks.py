@@ -50,10 +50,10 @@ from taskstream.notifications.schemas import (
 )
 from taskstream.notifications.webhook_repository import DeliveryTarget, WebhookRepository
 from taskstream.notifications.webhook_targets import TargetRefusedError, WebhookTargetPolicy
+from taskstream.observability.tracing import TRACEPARENT_HEADER
 from taskstream.principal import Principal
 from taskstream.projects.service import require_project_role
 from taskstream.settings import Settings, WebhookSettings
-from taskstream.tracing import TRACEPARENT_HEADER
 
 WEBHOOK_ID_HEADER = "webhook-id"
 WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"

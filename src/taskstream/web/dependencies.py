@@ -12,8 +12,8 @@ from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.errors import UnauthorizedError
+from taskstream.observability.tracing import TraceContext, current_trace
 from taskstream.principal import Principal
-from taskstream.tracing import TraceContext, current_trace
 
 
 def caller(request: Request[Any, Any, Any]) -> Principal:

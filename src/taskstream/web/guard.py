@@ -25,7 +25,7 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskstream.metrics import RATE_LIMIT_DECISIONS
+from taskstream.observability.metrics import RATE_LIMIT_DECISIONS
 from taskstream.principal import Principal
 from taskstream.web.authentication import authenticate
 from taskstream.web.http_metrics import STARTED

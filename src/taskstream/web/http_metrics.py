@@ -22,8 +22,8 @@ from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.types import Message, Scope
 
-from taskstream import metrics
 from taskstream.errors import ForbiddenError, UnauthorizedError
+from taskstream.observability import metrics
 from taskstream.problems import problem_responses
 from taskstream.web.readiness import readiness_cache
 

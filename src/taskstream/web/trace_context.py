@@ -18,8 +18,8 @@ from typing import Final
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from taskstream import telemetry
-from taskstream.tracing import TraceContext, log_context
+from taskstream.observability import telemetry
+from taskstream.observability.tracing import TraceContext, log_context
 
 log = logging.getLogger("taskstream.api.access")
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
+from taskstream.observability.tracing import TraceContext
 from taskstream.settings import OtelSettings
-from taskstream.tracing import TraceContext
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Final
 
 import msgspec
 
-from taskstream import metrics
+from taskstream.observability import metrics
 
 log = logging.getLogger(__name__)
 

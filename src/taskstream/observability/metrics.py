@@ -31,7 +31,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from taskstream.metrics_dir import MULTIPROC_ENV
+from taskstream.observability.metrics_dir import MULTIPROC_ENV
 
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 
