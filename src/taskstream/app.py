@@ -20,7 +20,9 @@ from taskstream.auth.tokens import TokenCodec
 from taskstream.auth.user_status import UserStatusCache
 from taskstream.command_status.endpoints import CommandController
 from taskstream.command_status.records import AcceptedRecorder
+from taskstream.comments.endpoints import CONTROLLERS as COMMENT_CONTROLLERS
 from taskstream.db import create_engine, create_session_factory
+from taskstream.history.endpoints import CONTROLLERS as HISTORY_CONTROLLERS
 from taskstream.kafka import CommandPublisher
 from taskstream.notifications.endpoints import CONTROLLERS as NOTIFICATION_CONTROLLERS
 from taskstream.notifications.live_hub import LiveHub
@@ -120,6 +122,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ProjectStatsController,
         TaskController,
         CommandController,
+        *COMMENT_CONTROLLERS,
+        *HISTORY_CONTROLLERS,
         *NOTIFICATION_CONTROLLERS,
         *OPS_CONTROLLERS,
         DocsAssetsController,

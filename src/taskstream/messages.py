@@ -170,6 +170,10 @@ EVENT_TYPES: Final = (
     "task.completed",
     "task.deleted",
     "task.overdue",
+    "task.commented",
+    "task.mentioned",
+    "task.comment_edited",
+    "task.comment_deleted",
 )
 EVENT_VERSION: Final = 1
 

@@ -1,6 +1,7 @@
 """Every model, imported once so ``Base.metadata`` is complete (Alembic, schema tests)."""
 
 from taskstream.auth.models import RefreshSession, User
+from taskstream.comments.models import Comment
 from taskstream.db import Base
 from taskstream.notifications.models import (
     EmailDelivery,
@@ -26,6 +27,7 @@ metadata = Base.metadata
 __all__ = [
     "Base",
     "CommandStatus",
+    "Comment",
     "EmailDelivery",
     "InboxEntry",
     "Notification",

@@ -168,6 +168,12 @@ class ApiSettings(BaseModel):
     unapplied_task_wait_s: float = Field(default=3.0, ge=0, le=30)
 
 
+class CommentSettings(BaseModel):
+    # <@userId> tokens one comment may hold (422 beyond): bounds the notifications one
+    # request can fan out.
+    max_mentions: int = Field(default=20, ge=0, le=1000)
+
+
 class SmtpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 1025
@@ -226,6 +232,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     limits: RateLimitSettings = RateLimitSettings()
     api: ApiSettings = ApiSettings()
+    comments: CommentSettings = CommentSettings()
     smtp: SmtpSettings = SmtpSettings()
     metrics: MetricsSettings = MetricsSettings()
     otel: OtelSettings = OtelSettings()

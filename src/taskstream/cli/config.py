@@ -19,6 +19,7 @@ SECTION_HELP = {
     "limits": "Rate limits in `limits` notation (N/second|minute|hour); policy when Redis is down",
     "api": "HTTP API: bind address, workers, body size, batch and page caps",
     "webhooks": "Webhook POSTs: attempt deadline, response cap, concurrency per destination",
+    "comments": "Comments on tasks: at most this many <@userId> mentions per comment",
     "smtp": "Outgoing email for notifications",
     "otel": "OpenTelemetry trace export over OTLP/HTTP (no endpoint: nothing exported, no SDK "
     "loaded; OTEL_EXPORTER_OTLP_ENDPOINT is used when the endpoint is unset)",

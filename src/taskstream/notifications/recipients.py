@@ -37,6 +37,11 @@ RULES: Final[dict[str, tuple[str, ...]]] = {
     "task.completed": (ASSIGNEE, REVIEWER, CREATOR, MANAGERS),
     "task.deleted": (ASSIGNEE, REVIEWER, CREATOR),
     "task.overdue": (ASSIGNEE, MANAGERS),
+    # The author is the actor, so never told; a mentioned user hears through task.mentioned.
+    "task.commented": (ASSIGNEE, REVIEWER, CREATOR),
+    "task.mentioned": (SUBJECT_USER,),
+    "task.comment_edited": (),
+    "task.comment_deleted": (),
 }
 
 # Channel defaults when a user has no explicit preference row. In-app is on for everything a

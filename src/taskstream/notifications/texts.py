@@ -19,9 +19,22 @@ TITLES: Final[dict[str, str]] = {
     "task.completed": "Task completed: {title}",
     "task.deleted": "Task deleted: {title}",
     "task.overdue": "Task overdue: {title}",
+    "task.commented": "New comment on {title}",
+    "task.mentioned": "You were mentioned on {title}",
+    "task.comment_edited": "Comment edited on {title}",
+    "task.comment_deleted": "Comment deleted on {title}",
 }
 
-LINK_KEYS: Final = ("taskId", "projectId", "status", "assigneeId", "reviewerId", "userId", "role")
+LINK_KEYS: Final = (
+    "taskId",
+    "projectId",
+    "status",
+    "assigneeId",
+    "reviewerId",
+    "userId",
+    "role",
+    "commentId",
+)
 
 
 class _Missing(dict[str, Any]):

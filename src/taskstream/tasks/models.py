@@ -76,10 +76,12 @@ class TaskReview(Base):
 
 
 class TaskEvent(Base):
-    """The audit trail: one row per applied command, with the state before and after."""
+    """The audit trail: one row per applied command, with the state before and after, and
+    one per comment write (``comments/service.py``: ``command_id`` is then its event's id)."""
 
     __tablename__ = "task_events"
-    __table_args__ = (Index(None, "task_id", "id"),)
+    # a task's history, and a project's activity feed (newest first)
+    __table_args__ = (Index(None, "task_id", "id"), Index(None, "project_id", "id"))
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     task_id: Mapped[uuid.UUID]

@@ -1,0 +1,2 @@
+"""Task history: the audit trail of one task and the activity feed of a project, read from
+``task_events``."""
