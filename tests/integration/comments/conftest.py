@@ -1,0 +1,13 @@
+"""Fixtures of the comment tests: a crew per test (users are cheap, isolation is not)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.integration.comments.support import Crew, make_crew
+
+
+@pytest.fixture
+async def crew(client: httpx.AsyncClient) -> Crew:
+    return await make_crew(client)
