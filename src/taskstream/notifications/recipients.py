@@ -55,6 +55,7 @@ DEFAULTS: Final[dict[NotificationChannel, frozenset[str]]] = {
             "task.assigned",
             "task.review_requested",
             "task.overdue",
+            "task.mentioned",
         }
     ),
 }

@@ -10,8 +10,9 @@ import uuid
 import httpx
 
 from taskstream.db import transaction
+from taskstream.enums import NotificationChannel
 from taskstream.messages import DomainEvent
-from taskstream.notifications.service import deliver_in_app
+from taskstream.notifications.service import deliver_in_app, resolve_recipients
 from tests.integration.comments.support import Crew, Factory, make_task, outbox_events
 
 COMMENT_EVENTS = ("task.commented", "task.mentioned", "task.comment_edited", "task.comment_deleted")
@@ -86,6 +87,13 @@ async def test_mentions_notify_current_members_only(client, crew: Crew, session_
     # the author created the task and is not assigned: nobody else is named on it
     assert await deliver(session_factory, events) == {
         "task.mentioned": {crew.viewer.id, crew.maintainer.id}
+    }
+    # a mention asks for attention: email too, by default (the email worker's recipients)
+    async with session_factory() as session:
+        by_email = await resolve_recipients(session, events, NotificationChannel.EMAIL)
+    assert {str(r.user_id) for e in events for r in by_email[e.event_id]} == {
+        crew.viewer.id,
+        crew.maintainer.id,
     }
     titles = [n["title"] for n in await inbox(client, crew.viewer)]
     assert "You were mentioned on Plan" in titles
