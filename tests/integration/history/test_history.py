@@ -84,9 +84,10 @@ async def test_a_tasks_history_says_who_did_what_when_with_before_and_after(
 async def test_history_is_for_members_only(client, crew: Crew, session_factory):
     task_id = await make_task(session_factory, crew)
     for user in crew.members:
-        assert (
-            await client.get(f"/tasks/{task_id}/events", headers=user.headers)
-        ).status_code == 200
+        events = await get_page(client, f"/tasks/{task_id}/events", user)
+        activity = await get_page(client, f"/projects/{crew.project_id}/activity", user)
+        assert [i["type"] for i in events["items"]] == ["task.created"]
+        assert [i["taskId"] for i in activity["items"]] == [task_id]
     random_id = uuid.uuid4()
     same_not_found(
         await client.get(f"/tasks/{task_id}/events", headers=crew.stranger.headers),
