@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy import event
 
+from taskstream.comments.repository import CommentRepository
 from taskstream.enums import TaskStatus
+from taskstream.history.repository import HistoryRepository
 from taskstream.messages import TransitionTask, UpdateTask
 from tests.integration.comments.support import (
     Crew,
@@ -185,3 +189,41 @@ async def test_a_large_limit_is_lowered_not_refused(
     page = await get_page(client, f"/tasks/{task_id}/events", crew.member, limit=1_000_000)
     assert len(page["items"]) == 1 and page["nextCursor"] is None
     assert api_settings.api.page_limit_max < 1_000_000
+
+
+async def test_the_feed_and_the_thread_are_served_by_their_indexes(
+    crew: Crew, session_factory, engine
+):
+    """EXPLAIN the very statements the repositories send: the indexes of migration 0007 must
+    serve them (a feed that sorts all of a project's events per page would not scale)."""
+    task_id = uuid.UUID(await make_task(session_factory, crew))
+    sent: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "FROM task_events" in statement or "FROM comments" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with session_factory() as session:
+            history = HistoryRepository.from_session(session)
+            await history.project_page(uuid.UUID(crew.project_id), before=10**9, limit=51)
+            await history.task_page(task_id, after=0, limit=51)
+            await CommentRepository.from_session(session).thread(
+                task_id, after=(datetime.now(UTC), uuid.uuid4()), limit=51
+            )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    expected = [
+        "ix_task_events_project_id_id",
+        "ix_task_events_task_id_id",
+        "ix_comments_task_id_created_at_id",
+    ]
+    assert len(sent) == len(expected)
+    async with engine.connect() as conn:
+        # On small tables the planner may prefer a scan; forbidding it shows the index fits.
+        await conn.exec_driver_sql("SET enable_seqscan = off")
+        for (statement, parameters), index in zip(sent, expected, strict=True):
+            plan = (await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)).all()
+            assert any(index in row[0] for row in plan), plan
+        await conn.rollback()
