@@ -205,9 +205,9 @@ class OtelSettings(BaseModel):
 class AttachmentSettings(BaseModel):
     """Task attachments: where objects live, how they are scanned, and the size bounds."""
 
-    # ``file:///abs/dir`` (the embedded default: ``<infra.state_dir>/attachments`` when empty)
-    # or ``s3://bucket/prefix``; ``s3_endpoint`` names a non-AWS S3 API (MinIO, moto).
-    storage_url: str = ""
+    # ``file:///abs/dir`` or ``s3://bucket/prefix``; unset: ``<infra.state_dir>/attachments``
+    # (filled in by Settings). ``s3_endpoint`` names a non-AWS S3 API (MinIO, moto).
+    storage_url: str | None = None
     s3_endpoint: str | None = None
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None

@@ -86,6 +86,8 @@ def check_key(key: str) -> str:
 
 def open_store(settings: AttachmentSettings) -> ObjectStore:
     """The store that ``settings.storage_url`` names: ``file:///dir`` or ``s3://bucket/prefix``."""
+    if not settings.storage_url:
+        raise ValueError("attachments.storage_url is unset (Settings fills in the default)")
     url = urlsplit(settings.storage_url)
     if url.scheme == "file":
         from taskstream.attachments.storage_local import LocalStore  # noqa: PLC0415

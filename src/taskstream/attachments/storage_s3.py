@@ -55,7 +55,7 @@ class S3ObjectStore:
     def from_settings(cls, settings: AttachmentSettings) -> S3ObjectStore:
         """A store for ``s3://bucket[/prefix]`` with the credentials and endpoint in settings;
         unset credentials fall back to the standard AWS environment and instance metadata."""
-        url = urlsplit(settings.storage_url)
+        url = urlsplit(settings.storage_url or "")
         if not url.netloc:
             raise ValueError(f"S3 storage URL without a bucket: {settings.storage_url!r}")
         config: dict[str, Any] = {"region": settings.s3_region}
