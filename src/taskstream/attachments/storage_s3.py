@@ -63,8 +63,9 @@ class S3ObjectStore:
             config["endpoint"] = settings.s3_endpoint
         if settings.s3_access_key_id:
             config["access_key_id"] = settings.s3_access_key_id
-        if settings.s3_secret_access_key is not None:
-            config["secret_access_key"] = settings.s3_secret_access_key.get_secret_value()
+        secret = settings.s3_secret_access_key
+        if secret is not None and secret.get_secret_value():
+            config["secret_access_key"] = secret.get_secret_value()
         client = dict(_CLIENT, allow_http=settings.s3_allow_http)
         prefix = url.path.strip("/") or None
         store = S3Store(
