@@ -42,6 +42,10 @@ _RETRY = {
     "retry_timeout": timedelta(seconds=10),
     "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1)},
 }
+# obstore raises Python's FileNotFoundError (or its own NotFoundError) for a missing object,
+# other OSErrors (PermissionError, ConnectionError, TimeoutError) or its BaseError otherwise.
+_NOT_FOUND = (FileNotFoundError, NotFoundError)
+_UNAVAILABLE = (BaseError, OSError)
 _CLIENT = {"connect_timeout": timedelta(seconds=3), "timeout": timedelta(seconds=60)}
 
 
@@ -90,7 +94,7 @@ class S3ObjectStore:
         else:
             try:
                 await obstore.put_async(self._store, key, b"".join(head), use_multipart=False)
-            except BaseError as error:
+            except _UNAVAILABLE as error:
                 raise StorageUnavailable(f"S3 put {key}: {error}") from error
             return buffered
         counted = _Counted(head, iterator)
@@ -103,7 +107,7 @@ class S3ObjectStore:
                 chunk_size=PART_BYTES,
                 max_concurrency=PARTS_IN_FLIGHT,
             )
-        except BaseError as error:
+        except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 put {key}: {error}") from error
         return counted.size
 
@@ -121,18 +125,18 @@ class S3ObjectStore:
             result = await obstore.get_async(self._store, key, options=options)  # type: ignore[arg-type]
             async for chunk in result.stream(min_chunk_size=READ_CHUNK_BYTES):
                 yield bytes(chunk)
-        except NotFoundError as error:
+        except _NOT_FOUND as error:
             raise ObjectNotFound(key) from error
-        except BaseError as error:
+        except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 get {key}: {error}") from error
 
     async def size(self, key: str) -> int | None:
         check_key(key)
         try:
             meta = await obstore.head_async(self._store, key)
-        except NotFoundError:
+        except _NOT_FOUND:
             return None
-        except BaseError as error:
+        except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 head {key}: {error}") from error
         return int(meta["size"])
 
@@ -140,9 +144,9 @@ class S3ObjectStore:
         check_key(key)
         try:
             await obstore.delete_async(self._store, key)
-        except NotFoundError:
+        except _NOT_FOUND:
             return
-        except BaseError as error:
+        except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 delete {key}: {error}") from error
 
     async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
@@ -155,7 +159,7 @@ class S3ObjectStore:
                     key = meta["path"]
                     if key.startswith(prefix):
                         yield ObjectInfo(key=key, size=meta["size"], modified=meta["last_modified"])
-        except BaseError as error:
+        except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 list {prefix}: {error}") from error
 
     async def close(self) -> None:
