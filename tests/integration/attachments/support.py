@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -59,6 +60,13 @@ class S3Server:
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200, response.status
         return name
+
+    def incomplete_uploads(self, bucket: str) -> list[str]:
+        """Keys of the multipart uploads started and neither completed nor aborted."""
+        url = f"{self.endpoint}/{bucket}?uploads"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            tree = ElementTree.fromstring(response.read())
+        return [element.text or "" for element in tree.iter() if element.tag.endswith("}Key")]
 
     def stop(self) -> None:
         if self.process is not None:
