@@ -29,6 +29,9 @@ from urllib.parse import unquote, urlsplit
 
 _SIZE_LIMIT = "INSTREAM size limit exceeded"
 _REPLY_MAX = 64 * 1024
+# INSTREAM frame size: clamd spends a fixed cost per frame; 256 KiB frames scanned 20 MB files
+# about 30 % faster than 64 KiB ones here, larger ones no faster (BENCHMARKS.md).
+DEFAULT_FRAME_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,9 @@ class ClamdScanner:
     """Scans a stream of chunks with clamd; one connection per scan (clamd's INSTREAM ends
     its session)."""
 
-    def __init__(self, address: str, *, timeout_s: float, chunk_bytes: int = 64 * 1024) -> None:
+    def __init__(
+        self, address: str, *, timeout_s: float, chunk_bytes: int = DEFAULT_FRAME_BYTES
+    ) -> None:
         if chunk_bytes < 1:
             raise ValueError("chunk_bytes must be positive")
         self.address = address
