@@ -23,6 +23,7 @@ def test_unset_storage_url_is_a_directory_under_the_state_dir(tmp_path: Path) ->
 
 def test_variables_reach_the_attachment_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKSTREAM_ATTACHMENTS__STORAGE_URL", "s3://bucket/prefix")
+    monkeypatch.setenv("TASKSTREAM_ATTACHMENTS__S3_ACCESS_KEY_ID", "key-id")
     monkeypatch.setenv("TASKSTREAM_ATTACHMENTS__S3_SECRET_ACCESS_KEY", "hunter2-xyz")
     monkeypatch.setenv("TASKSTREAM_ATTACHMENTS__CLAMD_ADDRESS", "unix:///run/clamd.ctl")
     settings = Settings()
@@ -46,3 +47,9 @@ def test_defaults() -> None:
 def test_unknown_storage_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match=r"URL|storage_url|bucket"):
         open_store(AttachmentSettings(storage_url=url))
+
+
+def test_a_secret_without_its_key_id_is_refused_at_start() -> None:
+    settings = AttachmentSettings(storage_url="s3://bucket", s3_secret_access_key="x")
+    with pytest.raises(ValueError, match="AccessKeyId"):
+        open_store(settings)

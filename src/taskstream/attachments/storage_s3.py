@@ -76,13 +76,16 @@ class S3ObjectStore:
             config["secret_access_key"] = secret.get_secret_value()
         client = dict(_CLIENT, allow_http=settings.s3_allow_http)
         prefix = url.path.strip("/") or None
-        store = S3Store(
-            url.netloc,
-            prefix=prefix,
-            config=config,  # type: ignore[arg-type]
-            client_options=client,  # type: ignore[arg-type]
-            retry_config=_RETRY,  # type: ignore[arg-type]
-        )
+        try:
+            store = S3Store(
+                url.netloc,
+                prefix=prefix,
+                config=config,  # type: ignore[arg-type]
+                client_options=client,  # type: ignore[arg-type]
+                retry_config=_RETRY,  # type: ignore[arg-type]
+            )
+        except BaseError as error:  # a configuration mistake: refuse at start
+            raise ValueError(f"attachments S3 settings: {error}".splitlines()[0]) from error
         return cls(store)
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
