@@ -170,6 +170,8 @@ EVENT_TYPES: Final = (
     "task.completed",
     "task.deleted",
     "task.overdue",
+    "user.password_changed",
+    "user.password_reset_requested",
 )
 EVENT_VERSION: Final = 1
 

@@ -1,6 +1,6 @@
 """Every model, imported once so ``Base.metadata`` is complete (Alembic, schema tests)."""
 
-from taskstream.auth.models import RefreshSession, User
+from taskstream.auth.models import PasswordReset, RefreshSession, User
 from taskstream.db import Base
 from taskstream.notifications.models import (
     EmailDelivery,
@@ -31,6 +31,7 @@ __all__ = [
     "Notification",
     "NotificationPreference",
     "OutboxEvent",
+    "PasswordReset",
     "Project",
     "ProjectActivity",
     "ProjectMember",
