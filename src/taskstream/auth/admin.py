@@ -48,10 +48,15 @@ def _encode_cursor(email: str) -> str:
 
 
 def _decode_cursor(cursor: str) -> str:
+    """The last email of the previous page; 422 for anything this route did not issue."""
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        padded = cursor + "=" * (-len(cursor) % 4)
+        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise ValidationFailedError([FieldError("cursor", "invalid cursor")]) from exc
+    if not after or "\x00" in after:  # PostgreSQL text cannot hold NUL
+        raise ValidationFailedError([FieldError("cursor", "invalid cursor")])
+    return after
 
 
 async def list_users(
@@ -65,8 +70,6 @@ async def list_users(
     """Every account, deactivated ones too, by email; ``email`` filters by prefix (any case)."""
     _require_admin(principal)
     after = _decode_cursor(cursor) if cursor else None
-    if after is not None and "\x00" in after:
-        raise ValidationFailedError([FieldError("cursor", "invalid cursor")])
     rows = await UserRepository.from_session(session).page(
         limit + 1, after_email=after, email_prefix=email_prefix
     )
