@@ -9,12 +9,14 @@ from litestar import Controller, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.openapi.spec import Example
+from litestar.params import Body, FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth import accounts, admin
 from taskstream.auth.schemas import (
+    EXAMPLES,
     AdminUser,
     AdminUserPage,
     PasswordResetAccepted,
@@ -27,8 +29,14 @@ from taskstream.problems import problem_responses
 from taskstream.web.pagination import DEFAULT_PAGE_SIZE, PageLimit, page_size
 
 EMAIL_PREFIX_QUERY = QueryParameter(
-    name="email", max_length=320, pattern=NO_NUL, description="Email prefix (any case)."
+    name="email",
+    max_length=320,
+    pattern=NO_NUL,
+    description="Email prefix (any case).",
+    examples=[Example(value="ada@")],
 )
+RESET_REQUEST_BODY = Body(examples=[Example(summary="request", value=EXAMPLES["requestReset"])])
+RESET_CONFIRM_BODY = Body(examples=[Example(summary="confirm", value=EXAMPLES["confirmReset"])])
 
 
 class PasswordResetController(Controller):
@@ -45,7 +53,11 @@ class PasswordResetController(Controller):
         responses=problem_responses(),
     )
     async def request_reset(
-        self, *, data: JSONBody[PasswordResetRequest], state: State, trace_id: NamedDependency[str]
+        self,
+        *,
+        data: Annotated[PasswordResetRequest, RESET_REQUEST_BODY],
+        state: State,
+        trace_id: NamedDependency[str],
     ) -> Response[PasswordResetAccepted]:
         """Email a single-use reset link if the address has an account; always 202."""
         # The work runs after the answer is sent: known and unknown addresses look the same.
@@ -72,7 +84,7 @@ class PasswordResetController(Controller):
     async def confirm(
         self,
         *,
-        data: JSONBody[PasswordResetConfirm],
+        data: Annotated[PasswordResetConfirm, RESET_CONFIRM_BODY],
         db_session: NamedDependency[AsyncSession],
         state: State,
         trace_id: NamedDependency[str],

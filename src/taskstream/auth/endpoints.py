@@ -8,13 +8,15 @@ from typing import Annotated
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, QueryParameter
+from litestar.openapi.spec import Example
+from litestar.params import Body, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth import accounts, service
 from taskstream.auth.login_guard import LoginGuard
 from taskstream.auth.schemas import (
+    EXAMPLES,
     ChangePasswordRequest,
     LoginRequest,
     LogoutRequest,
@@ -32,8 +34,15 @@ from taskstream.problems import problem_responses
 from taskstream.web.ratelimit import client_ip
 
 EMAIL_QUERY = QueryParameter(
-    min_length=3, max_length=320, pattern=NO_NUL, description="The exact address (any case)."
+    min_length=3,
+    max_length=320,
+    pattern=NO_NUL,
+    description="The exact address (any case).",
+    examples=[Example(value="ada@example.com")],
 )
+
+UPDATE_ME_BODY = Body(examples=[Example(summary="rename", value=EXAMPLES["updateMe"])])
+CHANGE_PASSWORD_BODY = Body(examples=[Example(summary="change", value=EXAMPLES["changePassword"])])
 
 
 def _profile(registered: service.RegisteredUser) -> UserResponse:
@@ -187,7 +196,7 @@ class UsersController(Controller):
         *,
         current_user: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
-        data: JSONBody[UpdateMeRequest],
+        data: Annotated[UpdateMeRequest, UPDATE_ME_BODY],
     ) -> UserResponse:
         """Change the caller's display name."""
         return _profile(await accounts.rename_me(db_session, current_user, data.name))
@@ -207,7 +216,7 @@ class UsersController(Controller):
         trace_id: NamedDependency[str],
         state: State,
         request: Request,
-        data: JSONBody[ChangePasswordRequest],
+        data: Annotated[ChangePasswordRequest, CHANGE_PASSWORD_BODY],
     ) -> TokenResponse:
         """Change the password (current one required); ends every other session."""
         pair = await accounts.change_password(

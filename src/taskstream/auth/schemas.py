@@ -94,3 +94,18 @@ class AdminUser(ApiStruct):
 class AdminUserPage(ApiStruct):
     items: list[AdminUser]
     next_cursor: str | None = None
+
+
+# Request examples shown in the OpenAPI document.
+EXAMPLES: dict[str, dict[str, object]] = {
+    "updateMe": {"name": "Ada Lovelace"},
+    "changePassword": {
+        "currentPassword": "my current pass 42",
+        "newPassword": "a brand new pass 77",
+    },
+    "requestReset": {"email": "ada@example.com"},
+    "confirmReset": {
+        "token": "0f0e6c1b4c2d4a0e9d1f7b3a5c6d7e8f.kq3J0vXrQ7m9cX4N1l2b8YwZpD6fT0sHuVgE5aRyQxM",
+        "newPassword": "a brand new pass 77",
+    },
+}
