@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import httpx
 import pytest
 from sqlalchemy import text
 
+from taskstream.auth import accounts, service
+from taskstream.auth.tokens import TokenCodec
+from taskstream.enums import UserRole
+from taskstream.errors import UnauthorizedError
+from taskstream.principal import Principal
 from tests.integration.auth.accounts_support import (
     NEW_PASSWORD,
     PROBLEM,
@@ -258,3 +264,70 @@ async def test_other_processes_refuse_old_access_tokens_within_the_cache_window(
         refused_in_a_row = refused_in_a_row + 1 if status == 401 else 0
         assert time.monotonic() < deadline, "an old access token still works after 20 s"
         await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("start", ["refresh", "login"])
+async def test_a_session_committing_during_a_password_change_does_not_survive_it(
+    client, session_factory, api_settings, start
+):
+    """A refresh (or a login with the old password) that is about to commit when the
+    password changes: the session it issues must be revoked too. Its commit is held open
+    until the change is seen waiting on a lock, which is exactly the interleaving that loses
+    a session when the change revokes from a snapshot taken before that commit."""
+    alice = await register_and_login(client, "Alice")
+    other = await _second_session(client, alice)
+    codec = TokenCodec(api_settings.auth)
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    async def held_session() -> service.TokenPair:
+        async with session_factory() as session:
+            commit = session.commit
+
+            async def commit_when_released() -> None:
+                reached.set()
+                await release.wait()
+                await commit()
+
+            session.commit = commit_when_released  # type: ignore[method-assign]
+            if start == "login":
+                return await service.login(session, codec, alice.email, PASSWORD)
+            return await service.refresh(session, codec, other["refreshToken"])
+
+    async def change() -> service.TokenPair:
+        async with session_factory() as session:
+            principal = Principal(user_id=uuid.UUID(alice.id), role=UserRole.MEMBER)
+            return await accounts.change_password(
+                session,
+                codec,
+                principal,
+                PASSWORD,
+                NEW_PASSWORD,
+                guard=None,
+                address="test",
+                statuses=None,
+            )
+
+    starting = asyncio.create_task(held_session())
+    await asyncio.wait_for(reached.wait(), 10)
+    changing = asyncio.create_task(change())
+
+    async def change_is_waiting_on_a_lock() -> bool:
+        async with session_factory() as session:
+            waiting = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        return bool(waiting)
+
+    for _ in range(200):
+        if await change_is_waiting_on_a_lock() or changing.done():
+            break
+        await asyncio.sleep(0.05)
+    release.set()
+    started = await starting
+    await changing
+    async with session_factory() as session:
+        with pytest.raises(UnauthorizedError):
+            await service.refresh(session, codec, started.refresh_token)
