@@ -345,7 +345,7 @@ async def run_worker(
 ) -> None:
     engine = create_engine(settings.db)
     redis = Redis.from_url(settings.redis.url)
-    mailer = Mailer(settings.smtp)
+    mailer = Mailer(settings.smtp, settings.auth)
     # Per-attempt bounds come from settings.webhooks (attempt_delivery); the pool is sized to
     # the overall in-flight bound so an attempt never waits for a connection slot.
     pool = httpx.Limits(

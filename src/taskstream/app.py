@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
+from taskstream.auth.account_endpoints import CONTROLLERS as ACCOUNT_CONTROLLERS
 from taskstream.auth.endpoints import AuthController, UsersController
 from taskstream.auth.login_guard import LoginGuard
 from taskstream.auth.tokens import TokenCodec
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         MetricsController,
         AuthController,
         UsersController,
+        *ACCOUNT_CONTROLLERS,
         ProjectController,
         ProjectStatsController,
         TaskController,

@@ -174,6 +174,8 @@ EVENT_TYPES: Final = (
     "task.mentioned",
     "task.comment_edited",
     "task.comment_deleted",
+    "user.password_changed",
+    "user.password_reset_requested",
 )
 EVENT_VERSION: Final = 1
 

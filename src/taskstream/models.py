@@ -1,6 +1,6 @@
 """Every model, imported once so ``Base.metadata`` is complete (Alembic, schema tests)."""
 
-from taskstream.auth.models import RefreshSession, User
+from taskstream.auth.models import PasswordReset, RefreshSession, User
 from taskstream.comments.models import Comment
 from taskstream.db import Base
 from taskstream.notifications.models import (
@@ -33,6 +33,7 @@ __all__ = [
     "Notification",
     "NotificationPreference",
     "OutboxEvent",
+    "PasswordReset",
     "Project",
     "ProjectActivity",
     "ProjectMember",

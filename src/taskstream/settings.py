@@ -125,6 +125,17 @@ class AuthSettings(BaseModel):
     refresh_session_max_age_s: int = Field(default=30 * 24 * 3600, ge=1)
     leeway_s: int = Field(default=10, ge=0)
     issuer: str = "taskstream"
+    # A password-reset token works once, for this long after it was requested.
+    password_reset_ttl_s: int = Field(default=30 * 60, ge=60, le=24 * 3600)
+    # The link emailed for a reset; ``{token}`` is replaced by the token. A fragment (``#``)
+    # keeps the token out of the web server's access log and out of Referer headers.
+    password_reset_url: str = Field(
+        default="http://localhost:3000/reset-password#token={token}", pattern=r"\{token\}"
+    )
+    # Reset emails per address within ``password_reset_window_s``; further requests for the
+    # address still answer 202 but send nothing (the per-client login limit bounds callers).
+    password_reset_per_address: int = Field(default=3, ge=1)
+    password_reset_window_s: int = Field(default=3600, ge=60)
 
 
 class RateLimitSettings(BaseModel):

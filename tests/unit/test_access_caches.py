@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from taskstream.auth.user_status import UserStatusCache
+from taskstream.auth.user_status import UserStatus, UserStatusCache
 from taskstream.enums import ProjectRole, UserRole
 from taskstream.errors import ForbiddenError, NotFoundError
 from taskstream.principal import Principal
@@ -36,10 +36,10 @@ class CountingStatus(UserStatusCache):
         self.loads = 0
         super().__init__(session_factory=None)  # type: ignore[arg-type]
 
-    async def _load(self, user_id: uuid.UUID) -> UserRole | None:
+    async def _load(self, user_id: uuid.UUID) -> UserStatus | None:
         self.loads += 1
         await asyncio.sleep(0.01)
-        return UserRole.MEMBER
+        return UserStatus(UserRole.MEMBER, token_version=0)
 
 
 async def test_concurrent_misses_share_one_role_query() -> None:

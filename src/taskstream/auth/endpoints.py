@@ -1,28 +1,64 @@
-"""Auth routes: register, login, refresh, logout, and the caller's profile."""
+"""Auth routes: register, login, refresh, logout; the caller's profile and password, and
+finding a user by email."""
 
 from __future__ import annotations
 
-from litestar import Controller, Request, get, post
+from typing import Annotated
+
+from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.openapi.spec import Example
+from litestar.params import Body, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskstream.auth import service
+from taskstream.auth import accounts, service
 from taskstream.auth.login_guard import LoginGuard
 from taskstream.auth.schemas import (
+    EXAMPLES,
+    ChangePasswordRequest,
     LoginRequest,
     LogoutRequest,
     RefreshRequest,
     RegisterRequest,
     TokenResponse,
+    UpdateMeRequest,
     UserResponse,
+    UserSummary,
 )
 from taskstream.errors import UnauthorizedError
+from taskstream.fields import NO_NUL, Email
 from taskstream.principal import Principal
 from taskstream.problems import problem_responses
 from taskstream.web.ratelimit import client_ip
+
+EMAIL_QUERY = QueryParameter(
+    min_length=3,
+    max_length=320,
+    pattern=NO_NUL,
+    description="The exact address (any case).",
+    examples=[Example(value="ada@example.com")],
+)
+
+UPDATE_ME_BODY = Body(examples=[Example(summary="rename", value=EXAMPLES["updateMe"])])
+CHANGE_PASSWORD_BODY = Body(examples=[Example(summary="change", value=EXAMPLES["changePassword"])])
+
+
+def _profile(registered: service.RegisteredUser) -> UserResponse:
+    user = registered.user
+    return UserResponse(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        role=user.role,
+        personal_project_id=registered.personal_project_id,
+    )
+
+
+def _guard(state: State) -> LoginGuard | None:
+    """The failed-login counter, when limits are on (as for login)."""
+    return state.login_guard if state.settings.limits.enabled else None
 
 
 def _token_response(pair: service.TokenPair) -> TokenResponse:
@@ -55,16 +91,8 @@ class AuthController(Controller):
         trace_id: NamedDependency[str],
     ) -> UserResponse:
         """Create an account and its personal project."""
-        registered = await service.register_user(
-            db_session, data.name, data.email, data.password, trace_id
-        )
-        user = registered.user
-        return UserResponse(
-            id=user.id,
-            email=user.email,
-            name=user.name,
-            role=user.role,
-            personal_project_id=registered.personal_project_id,
+        return _profile(
+            await service.register_user(db_session, data.name, data.email, data.password, trace_id)
         )
 
     @post(
@@ -148,11 +176,58 @@ class UsersController(Controller):
         self, *, current_user: NamedDependency[Principal], db_session: NamedDependency[AsyncSession]
     ) -> UserResponse:
         """The caller's profile and personal project."""
-        me = await service.get_me(db_session, current_user.user_id)
-        return UserResponse(
-            id=me.user.id,
-            email=me.user.email,
-            name=me.user.name,
-            role=me.user.role,
-            personal_project_id=me.personal_project_id,
+        return _profile(await service.get_me(db_session, current_user.user_id))
+
+    @get("/", operation_id="findUsersByEmail", responses=problem_responses())
+    async def find_by_email(
+        self,
+        *,
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+        email: Annotated[Email, EMAIL_QUERY],
+    ) -> list[UserSummary]:
+        """The user with this exact email (any case) if you share a project (admins: anyone)."""
+        found = await accounts.find_by_email(db_session, current_user, email)
+        return [UserSummary(id=u.id, name=u.name, email=u.email) for u in found]
+
+    @patch("/me", operation_id="updateCurrentUser", responses=problem_responses())
+    async def update_me(
+        self,
+        *,
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+        data: Annotated[UpdateMeRequest, UPDATE_ME_BODY],
+    ) -> UserResponse:
+        """Change the caller's display name."""
+        return _profile(await accounts.rename_me(db_session, current_user, data.name))
+
+    @post(
+        "/me/password",
+        operation_id="changePassword",
+        status_code=HTTP_200_OK,
+        opt={"rate_limit": "login"},
+        responses=problem_responses(409),
+    )
+    async def change_password(
+        self,
+        *,
+        current_user: NamedDependency[Principal],
+        db_session: NamedDependency[AsyncSession],
+        trace_id: NamedDependency[str],
+        state: State,
+        request: Request,
+        data: Annotated[ChangePasswordRequest, CHANGE_PASSWORD_BODY],
+    ) -> TokenResponse:
+        """Change the password (current one required); ends every other session."""
+        pair = await accounts.change_password(
+            db_session,
+            state.token_codec,
+            current_user,
+            data.current_password,
+            data.new_password,
+            guard=_guard(state),
+            address=client_ip(request.scope),
+            statuses=state.user_status,
+            trace_id=trace_id,
         )
+        return _token_response(pair)

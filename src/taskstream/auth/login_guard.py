@@ -85,3 +85,18 @@ class LoginGuard:
             await self.redis.delete(self._keys(address, email)[1])
         except Exception as exc:
             logger.warning("login guard: redis unreachable (%r)", exc)
+
+    async def reset_allowed(self, email: str, per_address: int, window_s: int) -> bool:
+        """Count a password-reset request for ``email``; False past ``per_address`` in the
+        window. Counted whether or not the address has an account, so the count tells nothing.
+        Redis unreachable: allowed (logged); the per-client limit still bounds callers."""
+        key = f"{self.prefix}:reset:{_account_key(email)}"
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, window_s, nx=True)
+                count, _ = await pipe.execute()
+        except Exception as exc:
+            logger.warning("login guard: redis unreachable (%r); reset not counted", exc)
+            return True
+        return int(count) <= per_address

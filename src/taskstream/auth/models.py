@@ -1,11 +1,11 @@
-"""Users and their refresh-token sessions."""
+"""Users, their refresh-token sessions and password resets."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, String, Text, func
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskstream.db import Base, created_at_column, pg_enum
@@ -25,7 +25,13 @@ class User(Base):
         server_default=UserRole.MEMBER.value,
     )
     created_at: Mapped[datetime] = created_at_column()
+    # Set when an administrator deactivates the account (cleared on reactivation): every
+    # "active user" query filters on it, so a deactivated user cannot log in, refresh, be
+    # added to a project or receive notifications.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Access tokens carry it (claim ``ver``); raising it ends every access token issued before
+    # (password change or reset, deactivation) within the user-status cache window.
+    token_version: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 # One account per address whatever its case, enforced by the database (a check before the
@@ -56,3 +62,19 @@ class RefreshSession(Base):
     authenticated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     successor_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PasswordReset(Base):
+    """One password-reset request. The emailed token is ``<id>.<HMAC(key, id)>``
+    (``auth.reset_tokens``): the row holds no secret, and neither does the
+    ``user.password_reset_requested`` event, which carries only the id. ``used_at`` makes
+    the token single-use."""
+
+    __tablename__ = "password_resets"
+    __table_args__ = (Index(None, "user_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = created_at_column()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -159,7 +159,8 @@ async def create_admin(
 ) -> AdminOutcome:
     """Make ``email`` an administrator: a new account (with ``password``, held to the same
     rules as a registration) or, if the address already has one, that account promoted; its
-    password is left as it is. Idempotent: a second run answers ``unchanged``."""
+    password is left as it is. Idempotent: a second run answers ``unchanged``. A deactivated
+    account of that address is refused (409), never silently reactivated."""
     users = UserRepository.from_session(session)
     existing = await users.get_active_by_email(email.strip())
     if existing is not None:
@@ -168,20 +169,27 @@ async def create_admin(
         await users.set_role(existing.id, UserRole.ADMIN)
         await session.commit()
         return "promoted"
+    if await users.email_taken(email.strip()):
+        raise ConflictError(
+            f"The account of {email.strip()} is deactivated: an administrator reactivates it "
+            "(POST /admin/users/{id}/reactivate), then run this again"
+        )
     if not password:
         raise ValidationFailedError([FieldError("password", "is required for a new account")])
     await register_user(session, name, email, password, role=UserRole.ADMIN)
     return "created"
 
 
-async def _issue_pair(
+async def issue_pair(
     session: AsyncSession,
     codec: TokenCodec,
     user: User,
     family_id: uuid.UUID,
     authenticated_at: datetime,
 ) -> TokenPair:
-    access = codec.issue_access(user.id, user.role)
+    """An access token at the user's current token version and a refresh token of
+    ``family_id``, in the caller's transaction."""
+    access = codec.issue_access(user.id, user.role, user.token_version)
     raw, token_hash = new_refresh_token()
     expires_at = datetime.now(UTC) + timedelta(seconds=codec.settings.refresh_token_ttl_s)
     await RefreshSessionRepository.from_session(session).add(
@@ -192,11 +200,17 @@ async def _issue_pair(
 
 async def login(session: AsyncSession, codec: TokenCodec, email: str, password: str) -> TokenPair:
     """Tokens for valid credentials; one vague 401 for an unknown email or a wrong password."""
-    user = await UserRepository.from_session(session).get_active_by_email(email.strip())
+    users = UserRepository.from_session(session)
+    user = await users.get_active_by_email(email.strip())
     ok = await verify_password(user.password_hash if user else None, password)
     if user is None or not ok:
         raise UnauthorizedError("Invalid email or password")
-    pair = await _issue_pair(
+    verified_hash = user.password_hash
+    # The password may have changed (or the account been deactivated) while it was verified.
+    user = await users.lock_active(user.id)
+    if user is None or user.password_hash != verified_hash:
+        raise UnauthorizedError("Invalid email or password")
+    pair = await issue_pair(
         session, codec, user, family_id=uuid.uuid4(), authenticated_at=datetime.now(UTC)
     )
     await session.commit()
@@ -207,7 +221,7 @@ async def start_session(session: AsyncSession, codec: TokenCodec, user: User) ->
     """A new session (access and refresh token) for an active user, as a login would start
     it but without the password: for operator tools that provision users (load-test seeding,
     ``taskstream loadtest token``), never reachable over HTTP."""
-    pair = await _issue_pair(
+    pair = await issue_pair(
         session, codec, user, family_id=uuid.uuid4(), authenticated_at=datetime.now(UTC)
     )
     await session.commit()
@@ -227,7 +241,14 @@ async def refresh(session: AsyncSession, codec: TokenCodec, refresh_token: str) 
     grace = timedelta(seconds=settings.refresh_reuse_grace_s)
     max_age = timedelta(seconds=settings.refresh_session_max_age_s)
     sessions = RefreshSessionRepository.from_session(session)
+    users = UserRepository.from_session(session)
     token_hash = hash_refresh_token(refresh_token)
+    # The user row first, as a password change or a deactivation takes it: either the new
+    # token exists before their revocation runs (and is revoked), or this claim finds the
+    # token revoked.
+    owner = await sessions.owner_of(token_hash)
+    if owner is not None:
+        await users.lock_active(owner)
     claimed = await sessions.claim(token_hash, max_age)
     if claimed is None:
         sealed = await sessions.recent_successor(token_hash, grace, max_age)
@@ -240,12 +261,12 @@ async def refresh(session: AsyncSession, codec: TokenCodec, refresh_token: str) 
             await session.commit()
             raise UnauthorizedError("Refresh token reuse detected; the session was revoked")
         raise UnauthorizedError("The refresh token is invalid or expired")
-    user = await UserRepository.from_session(session).get_active(claimed.user_id)
+    user = await users.get_active(claimed.user_id)
     if user is None:
         await sessions.revoke_family(claimed.family_id)
         await session.commit()
-        raise UnauthorizedError("The user no longer exists")
-    pair = await _issue_pair(
+        raise UnauthorizedError("The user no longer exists or is deactivated")
+    pair = await issue_pair(
         session, codec, user, claimed.family_id, authenticated_at=claimed.authenticated_at
     )
     await sessions.keep_successor(

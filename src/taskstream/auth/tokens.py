@@ -53,12 +53,16 @@ class TokenCodec:
             secret = settings.jwt_secret.get_secret_value()
             self._signing_key = self._verifying_key = secret
 
-    def issue_access(self, user_id: uuid.UUID, role: UserRole) -> IssuedToken:
+    def issue_access(
+        self, user_id: uuid.UUID, role: UserRole, token_version: int = 0
+    ) -> IssuedToken:
+        """A signed access token; ``token_version`` is the user's current version (``ver``)."""
         now = int(time.time())
         ttl = self.settings.access_token_ttl_s
         claims = {
             "sub": str(user_id),
             "role": role.value,
+            "ver": token_version,
             "iat": now,
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,
@@ -91,7 +95,14 @@ class TokenCodec:
                 leeway=self.settings.leeway_s,
                 options={"require": REQUIRED_CLAIMS},
             )
-            principal = Principal(user_id=uuid.UUID(claims["sub"]), role=UserRole(claims["role"]))
+            version = claims.get("ver", 0)
+            if type(version) is not int:
+                raise ValueError("ver must be an integer")
+            principal = Principal(
+                user_id=uuid.UUID(claims["sub"]),
+                role=UserRole(claims["role"]),
+                token_version=version,
+            )
             return principal, float(claims["exp"])
         except jwt.ExpiredSignatureError as exc:
             raise UnauthorizedError("The access token has expired") from exc

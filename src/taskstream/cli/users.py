@@ -25,8 +25,9 @@ def create_admin(email: str, name: str, password: str | None) -> None:
     """Create an administrator, or promote the existing account of ``--email`` (its password
     stays). The password of a new account comes from TASKSTREAM_ADMIN_PASSWORD or a prompt
     (never from the command line, which other users of the machine can read). Running it
-    again changes nothing. A promoted user gets admin rights with their next login."""
-    from taskstream.errors import ValidationFailedError  # noqa: PLC0415
+    again changes nothing. A promoted user gets admin rights within 10 s (the API's user
+    cache); a deactivated account is refused."""
+    from taskstream.errors import ConflictError, ValidationFailedError  # noqa: PLC0415
 
     settings = get_settings()
     try:
@@ -34,6 +35,8 @@ def create_admin(email: str, name: str, password: str | None) -> None:
     except ValidationFailedError as exc:
         problems = "; ".join(f"{e.path} {e.message}" for e in exc.errors)
         raise click.ClickException(problems) from exc
+    except ConflictError as exc:
+        raise click.ClickException(exc.detail) from exc
     click.echo(f"{email}: administrator {outcome}")
 
 

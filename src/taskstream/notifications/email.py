@@ -21,17 +21,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskstream.enums import NotificationChannel
 from taskstream.messages import DomainEvent
-from taskstream.notifications.recipients import notification_id
+from taskstream.notifications.recipients import ACCOUNT_NOTICES, notification_id
 from taskstream.notifications.repository import NotificationRepository
 from taskstream.notifications.service import Recipient, resolve_recipients
-from taskstream.notifications.texts import render_title
-from taskstream.settings import SmtpSettings
+from taskstream.notifications.texts import render_account_email, render_title
+from taskstream.settings import AuthSettings, SmtpSettings
 
 log = logging.getLogger(__name__)
 
 
 def compose(
-    event: DomainEvent, recipient: Recipient, delivery_id: uuid.UUID, sender: str
+    event: DomainEvent,
+    recipient: Recipient,
+    delivery_id: uuid.UUID,
+    sender: str,
+    auth: AuthSettings | None = None,
 ) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
@@ -40,6 +44,9 @@ def compose(
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = f"<{delivery_id}@taskstream>"
     message["X-Taskstream-Event"] = event.type
+    if event.type in ACCOUNT_NOTICES:
+        message.set_content(render_account_email(event, auth))
+        return message
     lines = [render_title(event), ""]
     lines += [f"{key}: {value}" for key, value in sorted(event.data.items()) if key != "changes"]
     message.set_content("\n".join(lines))
@@ -54,8 +61,10 @@ class Mailer:
     failure is raised: the caller retries the event later, and the next send reconnects.
     """
 
-    def __init__(self, settings: SmtpSettings) -> None:
+    def __init__(self, settings: SmtpSettings, auth: AuthSettings | None = None) -> None:
         self.settings = settings
+        # for the links of account emails (password reset)
+        self.auth = auth
         self._smtp: aiosmtplib.SMTP | None = None
         self._lock = asyncio.Lock()
         self.connections_opened = 0
@@ -132,7 +141,7 @@ async def deliver_email(
             )
             if not claimed:
                 continue  # sent before: this is a redelivery
-            message = compose(event, recipient, delivery_id, mailer.settings.sender)
+            message = compose(event, recipient, delivery_id, mailer.settings.sender, mailer.auth)
             await mailer.send(message)
             sent += 1
     return sent

@@ -23,6 +23,12 @@ PREVIOUS_ASSIGNEE = "previousAssigneeId"
 SUBJECT_USER = "userId"  # project.member_added / user.created
 MANAGERS = "managers"
 
+# Account notices: an email to the user the event is about (``userId``) and nobody else, even
+# when they did it themselves; never in-app, never webhooks (no project), and preferences
+# cannot switch them off. A reset request carries only the reset id: the email renderer
+# derives the link's token from it (``auth.reset_tokens``).
+ACCOUNT_NOTICES: Final = frozenset({"user.password_changed", "user.password_reset_requested"})
+
 RULES: Final[dict[str, tuple[str, ...]]] = {
     "user.created": (SUBJECT_USER,),
     "project.created": (),
@@ -42,12 +48,16 @@ RULES: Final[dict[str, tuple[str, ...]]] = {
     "task.mentioned": (SUBJECT_USER,),
     "task.comment_edited": (),
     "task.comment_deleted": (),
+    "user.password_changed": (SUBJECT_USER,),
+    "user.password_reset_requested": (SUBJECT_USER,),
 }
 
 # Channel defaults when a user has no explicit preference row. In-app is on for everything a
 # user is a recipient of; email only for what asks the user to act.
 DEFAULTS: Final[dict[NotificationChannel, frozenset[str]]] = {
-    NotificationChannel.IN_APP: frozenset(EVENT_TYPES) - {"user.created", "project.created"},
+    NotificationChannel.IN_APP: frozenset(EVENT_TYPES)
+    - {"user.created", "project.created"}
+    - ACCOUNT_NOTICES,
     NotificationChannel.EMAIL: frozenset(
         {
             "user.created",
@@ -56,6 +66,7 @@ DEFAULTS: Final[dict[NotificationChannel, frozenset[str]]] = {
             "task.review_requested",
             "task.overdue",
             "task.mentioned",
+            *ACCOUNT_NOTICES,
         }
     ),
 }
@@ -70,7 +81,7 @@ def candidate_recipients(event: DomainEvent, managers: Collection[uuid.UUID]) ->
             people.update(managers)
         elif (user_id := data_uuid(event, role)) is not None:
             people.add(user_id)
-    if event.actor_id is not None:
+    if event.actor_id is not None and event.type not in ACCOUNT_NOTICES:
         people.discard(event.actor_id)
     return people
 
@@ -81,7 +92,10 @@ def wants(
     event_type: str,
     channel: NotificationChannel,
 ) -> bool:
-    """The user's explicit choice for (event type, channel), else the channel default."""
+    """The user's explicit choice for (event type, channel), else the channel default;
+    account notices always by email only."""
+    if event_type in ACCOUNT_NOTICES:
+        return channel is NotificationChannel.EMAIL
     explicit = preferences.get((user_id, event_type))
     if explicit is not None:
         return explicit

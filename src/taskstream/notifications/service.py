@@ -17,6 +17,7 @@ from taskstream.messages import EVENT_TYPES, DomainEvent
 from taskstream.notifications.events import event_project_id
 from taskstream.notifications.models import Notification
 from taskstream.notifications.recipients import (
+    ACCOUNT_NOTICES,
     DEFAULTS,
     USER_CHANNELS,
     candidate_recipients,
@@ -199,6 +200,7 @@ async def get_preferences(session: AsyncSession, principal: Principal) -> Prefer
                 enabled=explicit.get((event_type, channel), event_type in DEFAULTS[channel]),
             )
             for event_type in EVENT_TYPES
+            if event_type not in ACCOUNT_NOTICES  # always emailed, not a preference
             for channel in USER_CHANNELS
         ]
     )
@@ -212,6 +214,8 @@ async def put_preferences(
     for index, item in enumerate(update.items):
         if item.event_type not in EVENT_TYPES:
             errors.append(FieldError(f"items[{index}].eventType", "unknown event type"))
+        elif item.event_type in ACCOUNT_NOTICES:
+            errors.append(FieldError(f"items[{index}].eventType", "is always emailed"))
         if item.channel not in USER_CHANNELS:
             errors.append(FieldError(f"items[{index}].channel", "not a per-user channel"))
     if errors:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from taskstream.auth.reset_tokens import reset_link
 from taskstream.messages import DomainEvent
+from taskstream.notifications.events import data_uuid
+from taskstream.settings import AuthSettings
 
 TITLES: Final[dict[str, str]] = {
     "user.created": "Welcome to taskstream, {name}",
@@ -23,6 +26,8 @@ TITLES: Final[dict[str, str]] = {
     "task.mentioned": "You were mentioned on {title}",
     "task.comment_edited": "Comment edited on {title}",
     "task.comment_deleted": "Comment deleted on {title}",
+    "user.password_changed": "Your taskstream password was changed",
+    "user.password_reset_requested": "Reset your taskstream password",
 }
 
 LINK_KEYS: Final = (
@@ -53,3 +58,24 @@ def render_data(event: DomainEvent) -> dict[str, Any]:
     if event.actor_id is not None:
         data["actorId"] = str(event.actor_id)
     return data
+
+
+def render_account_email(event: DomainEvent, auth: AuthSettings | None) -> str:
+    """The body of an account notice (``recipients.ACCOUNT_NOTICES``). A reset email carries
+    the link whose token is derived here from the reset id: the secret never travels."""
+    if event.type == "user.password_reset_requested":
+        reset_id = data_uuid(event, "resetId")
+        if auth is None or reset_id is None:
+            raise ValueError("a reset email needs the auth settings and a resetId")
+        minutes = auth.password_reset_ttl_s // 60
+        return (
+            "Someone asked to reset the password of your taskstream account.\n\n"
+            f"Choose a new password here (the link works once, within {minutes} minutes):\n"
+            f"{reset_link(auth, reset_id)}\n\n"
+            "If it was not you, ignore this email: your password stays as it is.\n"
+        )
+    return (
+        "The password of your taskstream account was just changed, and every other session "
+        "was signed out.\n\nIf it was not you, reset your password now and tell your "
+        "administrator.\n"
+    )

@@ -72,9 +72,10 @@ async def _page_token(state: State, request: Request[Any, Any, Any], ticket: str
     user_id = await redeem_ticket(state.redis, ticket)
     if user_id is None:
         raise UnauthorizedError("The ticket is unknown, used or expired: ask for a new one")
-    if await state.user_status.active_role(user_id) is not UserRole.ADMIN:
+    status = await state.user_status.status(user_id)
+    if status is None or status.role is not UserRole.ADMIN:
         raise ForbiddenError("The operator dashboard is for admins")
-    return str(state.token_codec.issue_access(user_id, UserRole.ADMIN).token)
+    return str(state.token_codec.issue_access(user_id, UserRole.ADMIN, status.token_version).token)
 
 
 class OpsPageController(Controller):

@@ -22,8 +22,15 @@ class TokenVerifier(Protocol):
     def verify(self, token: str) -> Principal: ...
 
 
+class UserStatus(Protocol):
+    @property
+    def role(self) -> UserRole: ...
+    @property
+    def token_version(self) -> int: ...
+
+
 class UserStatuses(Protocol):
-    async def active_role(self, user_id: uuid.UUID) -> UserRole | None: ...
+    async def status(self, user_id: uuid.UUID) -> UserStatus | None: ...
 
 
 async def authenticate(state: State, authorization: bytes | None) -> Principal:
@@ -40,9 +47,14 @@ async def authenticate(state: State, authorization: bytes | None) -> Principal:
     except UnauthorizedError as exc:
         raise NotAuthorizedException(exc.detail) from exc
     statuses: UserStatuses = state.user_status
-    role = await statuses.active_role(principal.user_id)
-    if role is None:
-        raise NotAuthorizedException("The user no longer exists")
-    if role is not principal.role:
-        principal = Principal(user_id=principal.user_id, role=role)
+    status = await statuses.status(principal.user_id)
+    if status is None:
+        raise NotAuthorizedException("The user no longer exists or is deactivated")
+    if principal.token_version < status.token_version:
+        # issued before a password change or reset, or a deactivation
+        raise NotAuthorizedException("The session has ended; log in again")
+    if status.role is not principal.role:
+        principal = Principal(
+            user_id=principal.user_id, role=status.role, token_version=principal.token_version
+        )
     return principal
