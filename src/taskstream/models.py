@@ -11,7 +11,7 @@ from taskstream.notifications.models import (
     WebhookSubscription,
 )
 from taskstream.outbox.models import InboxEntry, OutboxEvent
-from taskstream.projects.models import Project, ProjectMember
+from taskstream.projects.models import Project, ProjectInvitation, ProjectMember
 from taskstream.tasks.models import (
     CommandStatus,
     ProjectActivity,
@@ -33,6 +33,7 @@ __all__ = [
     "OutboxEvent",
     "Project",
     "ProjectActivity",
+    "ProjectInvitation",
     "ProjectMember",
     "ProjectStats",
     "RefreshSession",

@@ -202,6 +202,14 @@ class OtelSettings(BaseModel):
     sample_ratio: float = Field(default=1.0, ge=0, le=1)
 
 
+class ProjectSettings(BaseModel):
+    """Project lifecycle: how long a deleted project can be restored, how long an invitation
+    can be accepted."""
+
+    delete_grace_days: int = Field(default=7, ge=0, le=3650)
+    invitation_ttl_days: int = Field(default=7, ge=1, le=365)
+
+
 class InfraSettings(BaseModel):
     state_dir: Path = Path(".taskstream")
 
@@ -229,6 +237,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     metrics: MetricsSettings = MetricsSettings()
     otel: OtelSettings = OtelSettings()
+    projects: ProjectSettings = ProjectSettings()
     infra: InfraSettings = InfraSettings()
 
     @model_validator(mode="after")
