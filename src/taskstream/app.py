@@ -30,6 +30,7 @@ from taskstream.ops.endpoints import CONTROLLERS as OPS_CONTROLLERS
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
+from taskstream.projects.member_endpoints import CONTROLLERS as MEMBER_CONTROLLERS
 from taskstream.runtime import tune_gc
 from taskstream.settings import Settings, get_settings
 from taskstream.tasks.endpoints import TaskController
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         AuthController,
         UsersController,
         ProjectController,
+        *MEMBER_CONTROLLERS,
         ProjectStatsController,
         TaskController,
         CommandController,

@@ -170,6 +170,14 @@ EVENT_TYPES: Final = (
     "task.completed",
     "task.deleted",
     "task.overdue",
+    "project.updated",
+    "project.archived",
+    "project.unarchived",
+    "project.deleted",
+    "project.restored",
+    "project.ownership_transferred",
+    "project.member_role_changed",
+    "project.member_invited",
 )
 EVENT_VERSION: Final = 1
 

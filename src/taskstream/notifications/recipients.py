@@ -37,6 +37,16 @@ RULES: Final[dict[str, tuple[str, ...]]] = {
     "task.completed": (ASSIGNEE, REVIEWER, CREATOR, MANAGERS),
     "task.deleted": (ASSIGNEE, REVIEWER, CREATOR),
     "task.overdue": (ASSIGNEE, MANAGERS),
+    "project.updated": (),
+    "project.archived": (MANAGERS,),
+    "project.unarchived": (MANAGERS,),
+    "project.deleted": (MANAGERS,),
+    "project.restored": (MANAGERS,),
+    # the new owner (userId); the previous owner acted or is told by managers' view
+    "project.ownership_transferred": (SUBJECT_USER, MANAGERS),
+    "project.member_role_changed": (SUBJECT_USER,),
+    # only emitted when the invited address belongs to a user (userId)
+    "project.member_invited": (SUBJECT_USER,),
 }
 
 # Channel defaults when a user has no explicit preference row. In-app is on for everything a
@@ -47,6 +57,7 @@ DEFAULTS: Final[dict[NotificationChannel, frozenset[str]]] = {
         {
             "user.created",
             "project.member_added",
+            "project.member_invited",
             "task.assigned",
             "task.review_requested",
             "task.overdue",

@@ -19,9 +19,26 @@ TITLES: Final[dict[str, str]] = {
     "task.completed": "Task completed: {title}",
     "task.deleted": "Task deleted: {title}",
     "task.overdue": "Task overdue: {title}",
+    "project.updated": "Project updated",
+    "project.archived": "Project archived",
+    "project.unarchived": "Project unarchived",
+    "project.deleted": "Project deleted",
+    "project.restored": "Project restored",
+    "project.ownership_transferred": "Project ownership transferred",
+    "project.member_role_changed": "Your role in a project is now {role}",
+    "project.member_invited": "You are invited to {projectName} as {role}",
 }
 
-LINK_KEYS: Final = ("taskId", "projectId", "status", "assigneeId", "reviewerId", "userId", "role")
+LINK_KEYS: Final = (
+    "taskId",
+    "projectId",
+    "status",
+    "assigneeId",
+    "reviewerId",
+    "userId",
+    "role",
+    "invitationId",
+)
 
 
 class _Missing(dict[str, Any]):
