@@ -22,6 +22,8 @@ SECTION_HELP = {
     "smtp": "Outgoing email for notifications",
     "otel": "OpenTelemetry trace export over OTLP/HTTP (no endpoint: nothing exported, no SDK "
     "loaded; OTEL_EXPORTER_OTLP_ENDPOINT is used when the endpoint is unset)",
+    "projects": "Project lifecycle: restore grace of a deleted project (then `taskstream projects "
+    "purge-deleted`), invitation lifetime",
     "infra": "`taskstream infra`: where logs and pids of locally started services live",
 }
 
