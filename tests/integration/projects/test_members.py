@@ -219,3 +219,23 @@ async def test_role_change_refusals(client, team: Team, alice: ApiUser):
         )
         assert response.status_code == 422, (body, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_owners_remove_co_owners_but_never_the_designated_owner(client, team: Team):
+    base = f"/projects/{team.project_id}/members"
+    promoted = await client.patch(
+        f"{base}/{team.maintainer.id}", json={"role": "owner"}, headers=team.owner.headers
+    )
+    assert promoted.status_code == 200
+    by_co_owner = await client.delete(f"{base}/{team.owner.id}", headers=team.maintainer.headers)
+    assert by_co_owner.status_code == 409
+    removed = await client.delete(f"{base}/{team.maintainer.id}", headers=team.owner.headers)
+    assert removed.status_code == 204
+    assert (
+        await client.get(f"/projects/{team.project_id}", headers=team.maintainer.headers)
+    ).status_code == 404
+
+
+async def test_an_admin_archives_like_an_owner(client, team: Team, admin: ApiUser):
+    archived = await client.post(f"/projects/{team.project_id}/archive", headers=admin.headers)
+    assert archived.status_code == 200 and archived.json()["archivedAt"] is not None
