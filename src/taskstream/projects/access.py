@@ -5,11 +5,12 @@ last few seconds) can let a command through; that is acceptable because the cons
 membership again when it applies the command and rejects it then. Reads and project writes
 never use this cache.
 
-The project's lifecycle (archived, soft-deleted) is cached per project for the same time: the
-API process that archives or deletes a project forgets its entry at once (``forget_project``);
-another API process may accept commands for it for up to ``ROLE_TTL_S`` + jitter longer. Such
-a command was acknowledged (202), so the consumer applies it: archiving stops new commands, not
-the ones already accepted.
+The project's lifecycle (archived, soft-deleted) is cached per project for the same time. The
+API process that archives or deletes a project forgets its entry at once (``forget_project``)
+and announces it; every other API process forgets it when the announcement arrives
+(``lifecycle_feed.py``, milliseconds), or at the latest when the entry expires (``ROLE_TTL_S`` +
+jitter) if Redis lost it. A command accepted in between was acknowledged (202), so the consumer
+applies it: archiving stops new commands, not the ones already accepted.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class ProjectAccessCache:
         """Drop this process's cached lifecycle of the project (after archiving, unarchiving,
         deleting or restoring it)."""
         self._archived.cache_invalidate(project_id)
+
+    def forget_all_projects(self) -> None:
+        """Drop every cached project lifecycle (changes may have been missed)."""
+        self._archived.cache_clear()
 
     async def is_member(self, project_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         """Whether ``user_id`` holds any role in the project (an assignee or reviewer must).

@@ -19,6 +19,7 @@ from taskstream.principal import Principal
 from taskstream.problems import problem_responses
 from taskstream.projects import lifecycle, service
 from taskstream.projects.access import ProjectAccessCache
+from taskstream.projects.lifecycle_feed import announce_lifecycle_change
 from taskstream.projects.models import Project
 from taskstream.projects.schemas import (
     CreateProjectRequest,
@@ -43,8 +44,11 @@ def _project(project: Project, role: ProjectRole | None) -> ProjectResponse:
     )
 
 
-def _access(state: State) -> ProjectAccessCache:
-    return state.project_access
+async def _lifecycle_changed(state: State, project_id: uuid.UUID) -> None:
+    """Forget the project's cached lifecycle here, and have every API process forget it."""
+    access: ProjectAccessCache = state.project_access
+    access.forget_project(project_id)
+    await announce_lifecycle_change(state.redis, project_id)
 
 
 def _grace(state: State) -> timedelta:
@@ -133,7 +137,7 @@ class ProjectController(Controller):
             db_session, current_user, project_id, True, trace_id=trace_id
         )
         await db_session.commit()
-        _access(state).forget_project(project_id)
+        await _lifecycle_changed(state, project_id)
         return _project(project, role)
 
     @post(
@@ -156,7 +160,7 @@ class ProjectController(Controller):
             db_session, current_user, project_id, False, trace_id=trace_id
         )
         await db_session.commit()
-        _access(state).forget_project(project_id)
+        await _lifecycle_changed(state, project_id)
         return _project(project, role)
 
     @delete(
@@ -178,7 +182,7 @@ class ProjectController(Controller):
         the grace period (projects.delete_grace_days), then purged with its tasks."""
         await lifecycle.delete_project(db_session, current_user, project_id, trace_id=trace_id)
         await db_session.commit()
-        _access(state).forget_project(project_id)
+        await _lifecycle_changed(state, project_id)
 
     @post(
         "/{project_id:uuid}/restore",
@@ -200,7 +204,7 @@ class ProjectController(Controller):
             db_session, current_user, project_id, _grace(state), trace_id=trace_id
         )
         await db_session.commit()
-        _access(state).forget_project(project_id)
+        await _lifecycle_changed(state, project_id)
         return _project(project, role)
 
     @post(

@@ -1,9 +1,8 @@
 """A project's life after creation: rename, archive, soft delete and restore, purge, transfer.
 
 All are direct writes (low volume, the caller wants the new state at once) with their event in
-the outbox in the same transaction. The API process that archives or deletes a project forgets
-its cached state at once (``ProjectAccessCache.forget_project``); other API processes see it
-within ``ROLE_TTL_S`` + jitter (``projects/access.py``).
+the outbox in the same transaction. After an archive, unarchive, delete or restore the endpoint
+makes every API process forget the project's cached state (``lifecycle_feed.py``).
 """
 
 from __future__ import annotations
