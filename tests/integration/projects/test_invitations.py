@@ -325,3 +325,23 @@ async def test_concurrent_accepts_make_one_membership(
     assert members == (1 if statuses[0] == 200 else 0)
     added = await outbox_payloads(session_factory, team.project_id, "project.member_added")
     assert sum(invitee.id.encode() in p for p in added) == members
+
+
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": "x"}, {"cursor": "@@"}, {"cursor": "z" * 201}]
+)
+async def test_my_invitations_bad_query(client, alice: ApiUser, params):
+    response = await client.get("/users/me/invitations", params=params, headers=alice.headers)
+    assert response.status_code in (400, 422), response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_answering_unknown_or_malformed_ids(client, alice: ApiUser):
+    for action in ("accept", "decline"):
+        unknown = await client.post(f"/invitations/{uuid.uuid4()}/{action}", headers=alice.headers)
+        assert unknown.status_code == 404
+        malformed = await client.post(f"/invitations/not-a-uuid/{action}", headers=alice.headers)
+        assert malformed.status_code == 404
+        assert malformed.headers["content-type"].startswith("application/problem+json")
+    anonymous = await client.post(f"/invitations/{uuid.uuid4()}/accept")
+    assert anonymous.status_code == 401

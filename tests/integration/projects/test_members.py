@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import uuid
 
 import pytest
@@ -10,6 +12,11 @@ from sqlalchemy import text
 
 from tests.integration.http_support import ApiUser, join_project, register_and_login
 from tests.integration.projects.conftest import Team
+
+
+def encode_raw(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
 
 RANK = {"viewer": 0, "member": 1, "maintainer": 2, "owner": 3}
 
@@ -63,7 +70,17 @@ async def test_members_page_with_cursors(client, team: Team):
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 0}, {"limit": -1}, {"limit": "many"}, {"cursor": "!!"}, {"cursor": "a" * 201}],
+    [
+        {"limit": 0},
+        {"limit": -1},
+        {"limit": "many"},
+        {"cursor": "!!"},
+        {"cursor": "a" * 201},
+        {"cursor": "a\x00"},
+        # a well-formed position whose datetime overflows once converted to UTC
+        {"cursor": encode_raw(["9999-12-31T23:00:00-05:00", str(uuid.uuid4())])},
+        {"cursor": encode_raw(["2026-01-01T00:00:00Z", "not-a-uuid"])},
+    ],
 )
 async def test_members_list_bad_query(client, team: Team, params):
     response = await client.get(
