@@ -6,7 +6,7 @@ id with its HMAC). ``users.token_version`` is carried by access tokens as ``ver`
 start at 0, which is what tokens without the claim are read as, so no session ends on upgrade.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-03 17:06:00.000000+00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -33,6 +33,8 @@ from taskstream.ops.endpoints import CONTROLLERS as OPS_CONTROLLERS
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
+from taskstream.projects.lifecycle_feed import LifecycleListener
+from taskstream.projects.member_endpoints import CONTROLLERS as MEMBER_CONTROLLERS
 from taskstream.runtime import tune_gc
 from taskstream.settings import Settings, get_settings
 from taskstream.tasks.endpoints import TaskController
@@ -71,6 +73,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     await publisher.start()
     limiter = RateLimiter(settings.limits, settings.redis.url, settings.redis.limits_key_prefix)
     access = ProjectAccessCache(session_factory)
+    lifecycle_listener = LifecycleListener(settings.redis.url, access)
+    lifecycle_listener.start()
     live_hub = LiveHub(settings.redis.url)
     user_status = UserStatusCache(session_factory)
     app.state.update(
@@ -101,6 +105,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await live_hub.close()
+        await lifecycle_listener.close()
         await access.close()
         await user_status.close()
         await publisher.stop()
@@ -121,6 +126,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         UsersController,
         *ACCOUNT_CONTROLLERS,
         ProjectController,
+        *MEMBER_CONTROLLERS,
         ProjectStatsController,
         TaskController,
         CommandController,

@@ -47,6 +47,12 @@ class WebhookQuotaExceededError(ConflictError):
     slug, title = "webhook-quota-exceeded", "Webhook quota exceeded"
 
 
+class ProjectArchivedError(ConflictError):
+    """The project is archived: readable, but it takes no new task commands."""
+
+    slug, title = "project-archived", "Project archived"
+
+
 class RateLimitedError(DomainError):
     """Too many requests (a rate limit or a concurrency cap); ``headers`` say when to retry."""
 

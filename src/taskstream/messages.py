@@ -176,6 +176,14 @@ EVENT_TYPES: Final = (
     "task.comment_deleted",
     "user.password_changed",
     "user.password_reset_requested",
+    "project.updated",
+    "project.archived",
+    "project.unarchived",
+    "project.deleted",
+    "project.restored",
+    "project.ownership_transferred",
+    "project.member_role_changed",
+    "project.member_invited",
 )
 EVENT_VERSION: Final = 1
 

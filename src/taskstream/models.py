@@ -12,7 +12,7 @@ from taskstream.notifications.models import (
     WebhookSubscription,
 )
 from taskstream.outbox.models import InboxEntry, OutboxEvent
-from taskstream.projects.models import Project, ProjectMember
+from taskstream.projects.models import Project, ProjectInvitation, ProjectMember
 from taskstream.tasks.models import (
     CommandStatus,
     ProjectActivity,
@@ -36,6 +36,7 @@ __all__ = [
     "PasswordReset",
     "Project",
     "ProjectActivity",
+    "ProjectInvitation",
     "ProjectMember",
     "ProjectStats",
     "RefreshSession",

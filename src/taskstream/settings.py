@@ -249,6 +249,14 @@ class AttachmentSettings(BaseModel):
     download_link_ttl_s: int = Field(default=300, ge=10)
 
 
+class ProjectSettings(BaseModel):
+    """Project lifecycle: how long a deleted project can be restored, how long an invitation
+    can be accepted."""
+
+    delete_grace_days: int = Field(default=7, ge=0, le=3650)
+    invitation_ttl_days: int = Field(default=7, ge=1, le=365)
+
+
 class InfraSettings(BaseModel):
     state_dir: Path = Path(".taskstream")
 
@@ -277,6 +285,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     metrics: MetricsSettings = MetricsSettings()
     otel: OtelSettings = OtelSettings()
+    projects: ProjectSettings = ProjectSettings()
     infra: InfraSettings = InfraSettings()
     attachments: AttachmentSettings = AttachmentSettings()
 

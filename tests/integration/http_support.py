@@ -194,3 +194,24 @@ class ApiServer:
 
     def stop(self) -> None:
         self.child.stop()
+
+
+async def join_project(
+    client: httpx.AsyncClient,
+    project_id: str,
+    inviter_headers: dict[str, str],
+    invitee_email: str,
+    invitee_headers: dict[str, str],
+    role: str = "member",
+) -> None:
+    """Make a user a member the way a team does: an invitation of their address, accepted."""
+    invited = await client.post(
+        f"/projects/{project_id}/invitations",
+        json={"email": invitee_email, "role": role},
+        headers=inviter_headers,
+    )
+    assert invited.status_code == 201, invited.text
+    accepted = await client.post(
+        f"/invitations/{invited.json()['id']}/accept", headers=invitee_headers
+    )
+    assert accepted.status_code == 200, accepted.text

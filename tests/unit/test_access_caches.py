@@ -10,7 +10,7 @@ import pytest
 
 from taskstream.auth.user_status import UserStatus, UserStatusCache
 from taskstream.enums import ProjectRole, UserRole
-from taskstream.errors import ForbiddenError, NotFoundError
+from taskstream.errors import ForbiddenError, NotFoundError, ProjectArchivedError
 from taskstream.principal import Principal
 from taskstream.projects.access import ProjectAccessCache
 
@@ -20,6 +20,7 @@ ALICE = Principal(user_id=uuid.uuid4(), role=UserRole.MEMBER)
 class CountingAccess(ProjectAccessCache):
     def __init__(self, roles: dict[uuid.UUID, ProjectRole]) -> None:
         self.roles = roles
+        self.archived: set[uuid.UUID] = set()
         self.loads = 0
         super().__init__(session_factory=None)  # type: ignore[arg-type]
 
@@ -29,6 +30,9 @@ class CountingAccess(ProjectAccessCache):
         if project_id not in self.roles:
             raise NotFoundError("Project not found")
         return self.roles[project_id]
+
+    async def _load_archived(self, project_id: uuid.UUID) -> bool:
+        return project_id in self.archived
 
 
 class CountingStatus(UserStatusCache):
@@ -66,6 +70,22 @@ async def test_role_below_minimum_is_forbidden_and_non_members_are_rechecked() -
     assert access.loads == 3  # one for the member, and each refusal asked again
     access.roles[elsewhere] = ProjectRole.OWNER  # added as a member: seen at once
     assert await access.role(ALICE, elsewhere, ProjectRole.OWNER) is ProjectRole.OWNER
+    await access.close()
+
+
+async def test_an_archived_project_refuses_until_forgotten_and_unarchived() -> None:
+    project = uuid.uuid4()
+    access = CountingAccess({project: ProjectRole.OWNER})
+    assert await access.role(ALICE, project, ProjectRole.MEMBER) is ProjectRole.OWNER
+    access.archived.add(project)
+    # cached as live until this process forgets it (other processes: until the entry expires)
+    assert await access.role(ALICE, project, ProjectRole.MEMBER) is ProjectRole.OWNER
+    access.forget_project(project)
+    with pytest.raises(ProjectArchivedError):
+        await access.role(ALICE, project, ProjectRole.MEMBER)
+    access.archived.discard(project)
+    access.forget_project(project)
+    assert await access.role(ALICE, project, ProjectRole.MEMBER) is ProjectRole.OWNER
     await access.close()
 
 

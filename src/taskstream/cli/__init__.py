@@ -6,7 +6,18 @@ from importlib import metadata
 
 import click
 
-from taskstream.cli import config, consume, dlq, infra, loadtest, serve, status, users, work
+from taskstream.cli import (
+    config,
+    consume,
+    dlq,
+    infra,
+    loadtest,
+    projects,
+    serve,
+    status,
+    users,
+    work,
+)
 from taskstream.cli.logs import configure_logging
 from taskstream.observability import telemetry
 from taskstream.settings import get_settings
@@ -35,5 +46,5 @@ def main(ctx: click.Context) -> None:
         telemetry.configure_tracing(settings.otel, component)
 
 
-for module in (config, infra, serve, consume, dlq, work, users, status, loadtest):
+for module in (config, infra, serve, consume, dlq, work, users, projects, status, loadtest):
     module.register(main)

@@ -25,6 +25,8 @@ SECTION_HELP = {
     "loaded; OTEL_EXPORTER_OTLP_ENDPOINT is used when the endpoint is unset)",
     "attachments": "Task attachments: object store URL (file:// or s3://), S3 credentials, "
     "clamd address, upload size bounds, image sizes",
+    "projects": "Project lifecycle: restore grace of a deleted project (then `taskstream projects "
+    "purge-deleted`), invitation lifetime",
     "infra": "`taskstream infra`: where logs and pids of locally started services live",
 }
 

@@ -5,7 +5,6 @@ creates only what is missing. Every user gets a fresh session (access and refres
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import re
@@ -17,12 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskstream.auth.passwords import hash_password
 from taskstream.auth.service import provision_member, start_session
 from taskstream.auth.tokens import TokenCodec
-from taskstream.enums import ProjectRole, UserRole
-from taskstream.errors import ConflictError
+from taskstream.enums import ProjectRole
 from taskstream.loadtesting.run_files import Credentials, SeededProject, SeededUser
-from taskstream.principal import Principal
 from taskstream.projects.repository import ProjectRepository
-from taskstream.projects.service import add_member, create_project
+from taskstream.projects.service import add_member_directly, create_project
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 EMAIL_DOMAIN = "loadtest.invalid"  # reserved TLD: mail to seeded users can never leave
@@ -109,16 +106,20 @@ async def _seed_project(
     project = await ProjectRepository.from_session(session).owned_named(owner.id, name)
     if project is None:
         project = await create_project(session, owner.id, name, "load-test team project")
-    as_owner = Principal(owner.id, UserRole.MEMBER)
     member_ids = []
     for offset in range(1, plan.members_per_project + 1):
         user = users[(index + offset) % len(users)]
         if user.id == owner.id or user.id in member_ids:
             continue
-        with contextlib.suppress(ConflictError):  # a member since an earlier seeding
-            await add_member(
-                session, as_owner, project_id=project.id, user_id=user.id, role=ProjectRole.MEMBER
-            )
+        # seeding decides membership itself (no invitation); a member since an earlier seeding
+        # is left as is
+        await add_member_directly(
+            session,
+            project_id=project.id,
+            user_id=user.id,
+            role=ProjectRole.MEMBER,
+            actor_id=owner.id,
+        )
         member_ids.append(user.id)
     await session.commit()
     return SeededProject(id=project.id, name=name, owner_id=owner.id, member_ids=member_ids)

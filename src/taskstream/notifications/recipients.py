@@ -50,6 +50,16 @@ RULES: Final[dict[str, tuple[str, ...]]] = {
     "task.comment_deleted": (),
     "user.password_changed": (SUBJECT_USER,),
     "user.password_reset_requested": (SUBJECT_USER,),
+    "project.updated": (),
+    "project.archived": (MANAGERS,),
+    "project.unarchived": (MANAGERS,),
+    "project.deleted": (MANAGERS,),
+    "project.restored": (MANAGERS,),
+    # the new owner (userId); the previous owner acted or is told by managers' view
+    "project.ownership_transferred": (SUBJECT_USER, MANAGERS),
+    "project.member_role_changed": (SUBJECT_USER,),
+    # only emitted when the invited address belongs to a user (userId)
+    "project.member_invited": (SUBJECT_USER,),
 }
 
 # Channel defaults when a user has no explicit preference row. In-app is on for everything a
@@ -62,6 +72,7 @@ DEFAULTS: Final[dict[NotificationChannel, frozenset[str]]] = {
         {
             "user.created",
             "project.member_added",
+            "project.member_invited",
             "task.assigned",
             "task.review_requested",
             "task.overdue",

@@ -28,6 +28,14 @@ TITLES: Final[dict[str, str]] = {
     "task.comment_deleted": "Comment deleted on {title}",
     "user.password_changed": "Your taskstream password was changed",
     "user.password_reset_requested": "Reset your taskstream password",
+    "project.updated": "Project updated",
+    "project.archived": "Project archived",
+    "project.unarchived": "Project unarchived",
+    "project.deleted": "Project deleted",
+    "project.restored": "Project restored",
+    "project.ownership_transferred": "Project ownership transferred",
+    "project.member_role_changed": "Your role in a project is now {role}",
+    "project.member_invited": "You are invited to {projectName} as {role}",
 }
 
 LINK_KEYS: Final = (
@@ -39,6 +47,7 @@ LINK_KEYS: Final = (
     "userId",
     "role",
     "commentId",
+    "invitationId",
 )
 
 

@@ -1,10 +1,14 @@
-"""Projects and memberships: written synchronously, strongly consistent, low volume."""
+"""Projects and memberships: written synchronously, strongly consistent, low volume.
+
+Lifecycle changes (rename, archive, delete, transfer) are in ``lifecycle.py``, invitations in
+``invitations.py``; both use the rules defined here."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +19,7 @@ from taskstream.outbox.ids import derived_event_id
 from taskstream.outbox.repository import OutboxRepository
 from taskstream.principal import Principal
 from taskstream.projects.models import Project
-from taskstream.projects.repository import ProjectRepository
+from taskstream.projects.repository import MemberRow, ProjectRepository
 
 ROLE_RANK: dict[ProjectRole, int] = {
     ProjectRole.VIEWER: 0,
@@ -29,6 +33,28 @@ def role_at_least(role: ProjectRole, min_role: ProjectRole) -> bool:
     return ROLE_RANK[role] >= ROLE_RANK[min_role]
 
 
+def check_rank(
+    caller: ProjectRole,
+    *,
+    target: ProjectRole | None = None,
+    granting: ProjectRole | None = None,
+) -> None:
+    """The one rank rule for acting on other members (removing, re-ranking, inviting).
+
+    Managing others needs maintainer; a caller acts only on members of a lower rank than
+    their own (owners on other owners too); only owners grant the maintainer or owner role.
+    ``target``: the role of the member acted on (None: a new member); ``granting``: the role
+    given (None: a removal)."""
+    if not role_at_least(caller, ProjectRole.MAINTAINER):
+        raise ForbiddenError("This needs the maintainer role in the project")
+    if caller is ProjectRole.OWNER:
+        return
+    if granting is not None and role_at_least(granting, ProjectRole.MAINTAINER):
+        raise ForbiddenError("Only owners can grant the maintainer or owner role")
+    if target is not None and ROLE_RANK[target] >= ROLE_RANK[caller]:
+        raise ForbiddenError("Only members of a lower role than yours can be changed")
+
+
 async def require_project_role(
     session: AsyncSession,
     principal: Principal,
@@ -37,8 +63,9 @@ async def require_project_role(
 ) -> ProjectRole:
     """The caller's role in the project, or raise.
 
-    Non-members get ``NotFoundError`` (the project's existence is not revealed); members below
-    ``min_role`` get ``ForbiddenError``. Admins act as owners of every existing project.
+    Non-members get ``NotFoundError`` (the project's existence is not revealed), and so does
+    everyone for a soft-deleted project; members below ``min_role`` get ``ForbiddenError``.
+    Admins act as owners of every live project.
     """
     repo = ProjectRepository.from_session(session)
     if principal.is_admin:
@@ -51,6 +78,34 @@ async def require_project_role(
     if not role_at_least(role, min_role):
         raise ForbiddenError(f"This needs the {min_role.value} role in the project")
     return role
+
+
+async def record_project_event(
+    session: AsyncSession,
+    event_type: str,
+    project_id: uuid.UUID,
+    actor_id: uuid.UUID | None,
+    data: dict[str, Any],
+    *,
+    trace_id: str | None = None,
+    cause: uuid.UUID | None = None,
+) -> None:
+    """Append one project event to the outbox in the caller's transaction; ``cause`` (default:
+    a fresh id, the change itself) derives the event id."""
+    await OutboxRepository.from_session(session).add(
+        [
+            DomainEvent(
+                event_id=derived_event_id(cause or uuid.uuid4(), event_type),
+                type=event_type,
+                occurred_at=datetime.now(UTC),
+                aggregate_id=project_id,
+                actor_id=actor_id,
+                project_id=project_id,
+                trace_id=trace_id,
+                data={"projectId": str(project_id), **data},
+            )
+        ]
+    )
 
 
 async def create_project(
@@ -75,24 +130,14 @@ async def create_project(
     )
     await repo.add(project)
     await repo.add_member(project.id, owner_id, ProjectRole.OWNER)
-    await OutboxRepository.from_session(session).add(
-        [
-            DomainEvent(
-                event_id=derived_event_id(project.id, "project.created"),
-                type="project.created",
-                occurred_at=project.created_at,
-                aggregate_id=project.id,
-                actor_id=owner_id,
-                project_id=project.id,
-                trace_id=trace_id,
-                data={
-                    "projectId": str(project.id),
-                    "name": name,
-                    "ownerId": str(owner_id),
-                    "isPersonal": is_personal,
-                },
-            )
-        ]
+    await record_project_event(
+        session,
+        "project.created",
+        project.id,
+        owner_id,
+        {"name": name, "ownerId": str(owner_id), "isPersonal": is_personal},
+        trace_id=trace_id,
+        cause=project.id,
     )
     return project
 
@@ -100,7 +145,7 @@ async def create_project(
 async def list_projects(
     session: AsyncSession, principal: Principal
 ) -> Sequence[tuple[Project, ProjectRole]]:
-    """The projects the caller is a member of, with the caller's role."""
+    """The live projects the caller is a member of, with the caller's role."""
     return await ProjectRepository.from_session(session).list_for_user(principal.user_id)
 
 
@@ -115,6 +160,31 @@ async def get_project(
     return project, role
 
 
+async def add_member_directly(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: ProjectRole,
+    actor_id: uuid.UUID | None,
+    trace_id: str | None = None,
+) -> bool:
+    """Make ``user_id`` a member with ``role`` and record ``project.member_added``; False
+    (and no event) when they already are one. No authorisation: the callers (an accepted
+    invitation, an admin, the load-test seeding) have decided."""
+    if not await ProjectRepository.from_session(session).add_member(project_id, user_id, role):
+        return False
+    await record_project_event(
+        session,
+        "project.member_added",
+        project_id,
+        actor_id,
+        {"userId": str(user_id), "role": role.value},
+        trace_id=trace_id,
+    )
+    return True
+
+
 async def add_member(
     session: AsyncSession,
     principal: Principal,
@@ -124,51 +194,95 @@ async def add_member(
     role: ProjectRole,
     trace_id: str | None = None,
 ) -> None:
-    """Add a member (maintainers add members/viewers; owners any role), with a
-    ``project.member_added`` event in the outbox."""
-    caller_role = await require_project_role(session, principal, project_id, ProjectRole.MAINTAINER)
-    if not role_at_least(caller_role, ProjectRole.OWNER) and role_at_least(
-        role, ProjectRole.MAINTAINER
-    ):
-        raise ForbiddenError("Only the owner can grant the maintainer or owner role")
-    projects = ProjectRepository.from_session(session)
-    if not await projects.user_is_active(user_id):
+    """Add a member without their consent: administrators only (others invite by email)."""
+    await require_project_role(session, principal, project_id)
+    if not principal.is_admin:
+        raise ForbiddenError(
+            "Adding members directly is for administrators; invite them by email instead"
+        )
+    if not await ProjectRepository.from_session(session).user_is_active(user_id):
         raise NotFoundError("User not found")
-    if not await projects.add_member(project_id, user_id, role):
+    added = await add_member_directly(
+        session,
+        project_id=project_id,
+        user_id=user_id,
+        role=role,
+        actor_id=principal.user_id,
+        trace_id=trace_id,
+    )
+    if not added:
         raise ConflictError("The user is already a member of the project")
-    cause = uuid.uuid4()
-    await OutboxRepository.from_session(session).add(
-        [
-            DomainEvent(
-                event_id=derived_event_id(cause, "project.member_added"),
-                type="project.member_added",
-                occurred_at=datetime.now(UTC),
-                aggregate_id=project_id,
-                actor_id=principal.user_id,
-                project_id=project_id,
-                trace_id=trace_id,
-                data={"projectId": str(project_id), "userId": str(user_id), "role": role.value},
-            )
-        ]
+
+
+async def list_members(
+    session: AsyncSession,
+    principal: Principal,
+    project_id: uuid.UUID,
+    *,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> tuple[Sequence[MemberRow], bool]:
+    """A page of the project's members (members only), oldest first, and whether more follow."""
+    await require_project_role(session, principal, project_id)
+    rows = await ProjectRepository.from_session(session).members_page(project_id, after, limit + 1)
+    return rows[:limit], len(rows) > limit
+
+
+async def change_member_role(
+    session: AsyncSession,
+    principal: Principal,
+    project_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: ProjectRole,
+    *,
+    trace_id: str | None = None,
+) -> None:
+    """Re-rank a member under the rank rule; the designated owner and the last owner keep
+    the owner role (transfer the ownership first). ``project.member_role_changed`` event."""
+    caller_role = await require_project_role(session, principal, project_id, ProjectRole.MAINTAINER)
+    repo = ProjectRepository.from_session(session)
+    project = await repo.get_for_update(project_id)  # serialises concurrent demotions of owners
+    if project is None or project.deleted_at is not None:
+        raise NotFoundError("Project not found")
+    target_role = await repo.member_role(project_id, user_id)
+    if target_role is None:
+        raise NotFoundError("The user is not a member of the project")
+    check_rank(caller_role, target=target_role, granting=role)
+    if role is target_role:
+        return
+    if target_role is ProjectRole.OWNER:
+        if project.owner_id == user_id:
+            raise ConflictError("The project's owner keeps the owner role; transfer it first")
+        if await repo.owner_count(project_id) <= 1:
+            raise ConflictError("The last owner cannot be demoted")
+    await repo.set_member_role(project_id, user_id, role)
+    await record_project_event(
+        session,
+        "project.member_role_changed",
+        project_id,
+        principal.user_id,
+        {"userId": str(user_id), "role": role.value, "previousRole": target_role.value},
+        trace_id=trace_id,
     )
 
 
 async def remove_member(
     session: AsyncSession, principal: Principal, project_id: uuid.UUID, user_id: uuid.UUID
 ) -> None:
-    """Remove a member of strictly lower rank than the caller, or leave; the owner stays."""
+    """Remove a member under the rank rule, or leave; the owner stays."""
     leaving = user_id == principal.user_id
-    min_role = ProjectRole.VIEWER if leaving else ProjectRole.MAINTAINER
-    caller_role = await require_project_role(session, principal, project_id, min_role)
+    caller_role = await require_project_role(session, principal, project_id)
     repo = ProjectRepository.from_session(session)
     project = await repo.get(project_id)
     if project is None:
         raise NotFoundError("Project not found")
+    if not leaving:
+        check_rank(caller_role)  # a plain member learns nothing about other users
     target_role = await repo.member_role(project_id, user_id)
     if target_role is None:
         raise NotFoundError("The user is not a member of the project")
-    if not leaving and ROLE_RANK[target_role] >= ROLE_RANK[caller_role]:
-        raise ForbiddenError("Only members of a lower role than yours can be removed")
+    if not leaving:
+        check_rank(caller_role, target=target_role)
     if project.owner_id == user_id:
         raise ConflictError("The project owner cannot be removed")
     if not await repo.remove_member(project_id, user_id):

@@ -15,7 +15,7 @@ from sqlalchemy import Row, select, text, tuple_
 
 from taskstream.db import Repository
 from taskstream.enums import TaskPriority, TaskStatus
-from taskstream.projects.models import ProjectMember
+from taskstream.projects.models import Project, ProjectMember
 from taskstream.tasks.models import Task
 from taskstream.tasks.repository import OVERDUE_CONDITION
 from taskstream.tasks.stats import COUNTER_COLUMNS
@@ -94,7 +94,11 @@ class TaskReadRepository(Repository):
         if filters.project_id is not None:
             stmt = stmt.where(Task.project_id == filters.project_id)
         if member_id is not None:
-            mine = select(ProjectMember.project_id).where(ProjectMember.user_id == member_id)
+            mine = (
+                select(ProjectMember.project_id)
+                .join(Project, Project.id == ProjectMember.project_id)
+                .where(ProjectMember.user_id == member_id, Project.deleted_at.is_(None))
+            )
             stmt = stmt.where(Task.project_id.in_(mine))
         if filters.status is not None:
             stmt = stmt.where(Task.status == filters.status)

@@ -32,6 +32,7 @@ from taskstream.errors import (
     FieldError,
     ForbiddenError,
     NotFoundError,
+    ProjectArchivedError,
     UnavailableError,
     ValidationFailedError,
 )
@@ -140,6 +141,8 @@ class TaskService:
                     project_of[item.project_id] = await self.project_for_create(
                         principal, item.project_id
                     )
+                except ProjectArchivedError:
+                    raise  # the whole batch is refused with the project's 409
                 except DomainError:
                     project_of[item.project_id] = None
             project_id = project_of[item.project_id]

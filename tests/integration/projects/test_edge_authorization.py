@@ -1,4 +1,5 @@
-"""Authorization at the edge: rank rules for removal, no existence leak, seed compatibility."""
+"""Authorization at the edge: rank rules for removal and re-ranking, no existence leak, seed
+compatibility."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import httpx
 import pytest
 
 from taskstream.messages import CreateTask
-from tests.integration.http_support import ApiUser, insert_task, read_commands, register_and_login
+from tests.integration.http_support import (
+    ApiUser,
+    insert_task,
+    join_project,
+    read_commands,
+    register_and_login,
+)
 
 ROLES = ["owner", "maintainer", "member", "viewer"]
 RANK = {role: rank for rank, role in enumerate(reversed(ROLES))}
@@ -18,12 +25,7 @@ RANK = {role: rank for rank, role in enumerate(reversed(ROLES))}
 async def _project_with(client: httpx.AsyncClient, owner: ApiUser, roles: dict[str, ApiUser]):
     project = (await client.post("/projects", json={"name": "Ranks"}, headers=owner.headers)).json()
     for role, user in roles.items():
-        added = await client.post(
-            f"/projects/{project['id']}/members",
-            json={"userId": user.id, "role": role},
-            headers=owner.headers,
-        )
-        assert added.status_code == 201, added.text
+        await join_project(client, project["id"], owner.headers, user.email, user.headers, role)
     return project["id"]
 
 
@@ -40,12 +42,8 @@ async def test_member_removal_follows_rank(client, caller: str, target: str):
         client, owner, {k.removesuffix("-2"): v for k, v in others.items() if k.endswith("-2")}
     )
     for role in ROLES[1:]:
-        added = await client.post(
-            f"/projects/{project_id}/members",
-            json={"userId": others[role].id, "role": role},
-            headers=owner.headers,
-        )
-        assert added.status_code == 201
+        user = others[role]
+        await join_project(client, project_id, owner.headers, user.email, user.headers, role)
     people.update(others)
     caller_user = people[caller]
     target_user = people["owner"] if target == "owner" else people[f"{target}-2"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import text
 
-from tests.integration.http_support import ApiUser
+from tests.integration.http_support import ApiUser, join_project
+from tests.integration.ops.support import register_admin
 
 
 async def test_project_lifecycle_and_membership(client, alice: ApiUser, bob: ApiUser):
@@ -14,6 +17,7 @@ async def test_project_lifecycle_and_membership(client, alice: ApiUser, bob: Api
     assert created.status_code == 201
     project = created.json()
     assert project["role"] == "owner" and project["ownerId"] == alice.id
+    assert project["archivedAt"] is None
 
     mine = await client.get("/projects", headers=alice.headers)
     assert {p["id"] for p in mine.json()} == {project["id"], alice.personal_project_id}
@@ -21,24 +25,13 @@ async def test_project_lifecycle_and_membership(client, alice: ApiUser, bob: Api
     hidden = await client.get(f"/projects/{project['id']}", headers=bob.headers)
     assert hidden.status_code == 404
 
-    added = await client.post(
-        f"/projects/{project['id']}/members",
-        json={"userId": bob.id, "role": "member"},
-        headers=alice.headers,
-    )
-    assert added.status_code == 201
-    again = await client.post(
-        f"/projects/{project['id']}/members",
-        json={"userId": bob.id, "role": "member"},
-        headers=alice.headers,
-    )
-    assert again.status_code == 409
+    await join_project(client, project["id"], alice.headers, bob.email, bob.headers)
     seen = await client.get(f"/projects/{project['id']}", headers=bob.headers)
     assert seen.status_code == 200 and seen.json()["role"] == "member"
-    # a member cannot add members
+    # a member cannot invite
     forbidden = await client.post(
-        f"/projects/{project['id']}/members",
-        json={"userId": alice.id, "role": "viewer"},
+        f"/projects/{project['id']}/invitations",
+        json={"email": "someone@example.com", "role": "viewer"},
         headers=bob.headers,
     )
     assert forbidden.status_code == 403
@@ -55,13 +48,40 @@ async def test_project_lifecycle_and_membership(client, alice: ApiUser, bob: Api
     assert owner.status_code == 409
 
 
-async def test_member_added_event_is_in_the_outbox(client, alice, bob, session_factory):
+async def test_adding_without_consent_is_for_admins(client, alice, bob, session_factory):
     project = (await client.post("/projects", json={"name": "P"}, headers=alice.headers)).json()
-    await client.post(
+    by_owner = await client.post(
         f"/projects/{project['id']}/members",
         json={"userId": bob.id, "role": "viewer"},
         headers=alice.headers,
     )
+    assert by_owner.status_code == 403
+    assert by_owner.json()["type"].endswith("/forbidden")
+    by_stranger = await client.post(
+        f"/projects/{project['id']}/members",
+        json={"userId": bob.id, "role": "viewer"},
+        headers=bob.headers,
+    )
+    assert by_stranger.status_code == 404
+    admin = await register_admin(client, session_factory)
+    added = await client.post(
+        f"/projects/{project['id']}/members",
+        json={"userId": bob.id, "role": "viewer"},
+        headers=admin.headers,
+    )
+    assert added.status_code == 201, added.text
+    again = await client.post(
+        f"/projects/{project['id']}/members",
+        json={"userId": bob.id, "role": "viewer"},
+        headers=admin.headers,
+    )
+    assert again.status_code == 409
+    unknown = await client.post(
+        f"/projects/{project['id']}/members",
+        json={"userId": str(uuid.uuid4()), "role": "viewer"},
+        headers=admin.headers,
+    )
+    assert unknown.status_code == 404
     async with session_factory() as session:
         types = (
             (

@@ -13,7 +13,7 @@ from taskstream.messages import (
     TransitionTask,
     UpdateTask,
 )
-from tests.integration.http_support import ApiUser, insert_task, read_commands
+from tests.integration.http_support import ApiUser, insert_task, join_project, read_commands
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -114,10 +114,8 @@ async def test_unknown_task_is_404(client, alice):
 
 
 async def test_viewer_cannot_send_commands(client, alice, bob, session_factory):
-    await client.post(
-        f"/projects/{alice.personal_project_id}/members",
-        json={"userId": bob.id, "role": "viewer"},
-        headers=alice.headers,
+    await join_project(
+        client, alice.personal_project_id, alice.headers, bob.email, bob.headers, "viewer"
     )
     task_id = await insert_task(session_factory, alice.personal_project_id, alice.id)
     assert (await client.get(f"/tasks/{task_id}", headers=bob.headers)).status_code == 200
