@@ -33,7 +33,7 @@ from taskstream.messages import DomainEvent
 from taskstream.outbox.ids import derived_event_id
 from taskstream.outbox.repository import OutboxRepository
 from taskstream.principal import Principal
-from taskstream.projects.service import require_project_role, role_at_least
+from taskstream.projects.service import refuse_if_archived, require_project_role, role_at_least
 
 COMMENTED: Final = "task.commented"
 MENTIONED: Final = "task.mentioned"
@@ -130,6 +130,7 @@ async def add_comment(
     retried request) returns the comment it made."""
     repo = CommentRepository.from_session(session)
     task = await _visible_task(session, principal, task_id, ProjectRole.MEMBER)
+    await refuse_if_archived(session, task.project_id)
     mentioned = _mentions(body, max_mentions)
     write = _CommentWrite(session, principal, task, comment_id, datetime.now(UTC), trace_id)
     comment = Comment(
@@ -166,6 +167,7 @@ async def edit_comment(
     comment, task, _ = await _comment_for(session, principal, comment_id)
     if comment.author_id != principal.user_id:
         raise ForbiddenError("Only the author can edit a comment")
+    await refuse_if_archived(session, task.project_id)
     mentioned = _mentions(body, max_mentions)
     write = _CommentWrite(session, principal, task, comment_id, datetime.now(UTC), trace_id)
     await repo.set_body(comment_id, body, write.now)
@@ -189,6 +191,7 @@ async def delete_comment(
     comment, task, role = await _comment_for(session, principal, comment_id)
     if comment.author_id != principal.user_id and not role_at_least(role, ProjectRole.MAINTAINER):
         raise ForbiddenError("Deleting needs being the author or the maintainer role")
+    await refuse_if_archived(session, task.project_id)
     write = _CommentWrite(session, principal, task, comment_id, datetime.now(UTC), trace_id)
     await repo.mark_deleted(comment_id, write.now)
     ref = {"commentId": str(comment_id)}

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.enums import ProjectRole
-from taskstream.errors import ConflictError, ForbiddenError, NotFoundError
+from taskstream.errors import ConflictError, ForbiddenError, NotFoundError, ProjectArchivedError
 from taskstream.messages import DomainEvent
 from taskstream.outbox.ids import derived_event_id
 from taskstream.outbox.repository import OutboxRepository
@@ -78,6 +78,16 @@ async def require_project_role(
     if not role_at_least(role, min_role):
         raise ForbiddenError(f"This needs the {min_role.value} role in the project")
     return role
+
+
+async def refuse_if_archived(session: AsyncSession, project_id: uuid.UUID) -> None:
+    """409 ``project-archived`` for a write to the content of an archived project (its tasks
+    take no commands and its threads no comments until it is unarchived)."""
+    row = await ProjectRepository.from_session(session).lifecycle(project_id)
+    if row is not None and row.archived_at is not None:
+        raise ProjectArchivedError(
+            "The project is archived: it is read-only until it is unarchived"
+        )
 
 
 async def record_project_event(

@@ -27,7 +27,7 @@ from taskstream.messages import (
 )
 from taskstream.outbox.models import OutboxEvent
 from taskstream.tasks.apply import apply_task_commands
-from tests.integration.http_support import PASSWORD, ApiUser, register_and_login
+from tests.integration.http_support import PASSWORD, ApiUser, join_project, register_and_login
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -63,12 +63,7 @@ async def make_crew(client: httpx.AsyncClient) -> Crew:
         ("Vic", "viewer"),
     ]:
         user = await register_and_login(client, name)
-        added = await client.post(
-            f"/projects/{project_id}/members",
-            json={"userId": user.id, "role": role},
-            headers=owner.headers,
-        )
-        assert added.status_code == 201, added.text
+        await join_project(client, project_id, owner.headers, user.email, user.headers, role)
         people[name] = user
     stranger = await register_and_login(client, "Stan")
     return Crew(

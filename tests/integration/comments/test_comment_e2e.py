@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.integration.http_support import join_project
 from tests.integration.notifications.conftest import (  # noqa: F401 - fixtures
     cleanup_rabbit,
     notif_settings,
@@ -28,19 +29,15 @@ async def test_a_comment_notifies_the_tasks_people_and_the_mentioned_through_the
 ) -> None:
     _, owner = await register(api, "Owner")
     alice_id, alice = await register(api, "Alice")
-    bob_id, bob = await register(api, "Bob")
+    _, bob = await register(api, "Bob")
     carol_id, carol = await register(api, "Carol")
     stranger_id, stranger = await register(api, "Stranger")
     project = await api.post("/projects", json={"name": "Launch"}, headers=owner)
     assert project.status_code == 201, project.text
     project_id = project.json()["id"]
-    for user_id in (alice_id, bob_id, carol_id):
-        added = await api.post(
-            f"/projects/{project_id}/members",
-            json={"userId": user_id, "role": "member"},
-            headers=owner,
-        )
-        assert added.status_code == 201, added.text
+    for headers in (alice, bob, carol):
+        email = (await api.get("/users/me", headers=headers)).json()["email"]
+        await join_project(api, project_id, owner, email, headers)
     created = await api.post(
         "/tasks",
         json={"title": "Ship v1", "projectId": project_id, "assigneeId": alice_id},

@@ -256,3 +256,31 @@ async def test_a_retried_comment_with_an_idempotency_key_is_written_once(
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"]
     assert await count_rows(session_factory, COUNT_COMMENTS, task=task_id) == 1
+
+
+async def test_an_archived_project_takes_no_comment_writes_but_keeps_its_thread(
+    client, crew: Crew, session_factory
+):
+    task_id = await make_task(session_factory, crew)
+    made = (await post(client, crew.member, task_id, {"body": "before"})).json()
+    archived = await client.post(f"/projects/{crew.project_id}/archive", headers=crew.owner.headers)
+    assert archived.status_code == 200, archived.text
+    try:
+        refused = [
+            await post(client, crew.member, task_id, {"body": "after"}),
+            await client.patch(
+                f"/comments/{made['id']}", json={"body": "x"}, headers=crew.member.headers
+            ),
+            await client.delete(f"/comments/{made['id']}", headers=crew.member.headers),
+        ]
+        for response in refused:
+            assert response.status_code == 409, response.text
+            assert response.json()["type"].endswith("project-archived")
+        page = await thread(client, crew.viewer, task_id)
+        assert [i["body"] for i in page["items"]] == ["before"]
+        assert await count_rows(session_factory, COUNT_COMMENTS, task=task_id) == 1
+    finally:
+        unarchived = await client.post(
+            f"/projects/{crew.project_id}/unarchive", headers=crew.owner.headers
+        )
+        assert unarchived.status_code == 200, unarchived.text
