@@ -75,11 +75,15 @@ def test_the_walk_sees_the_routes() -> None:
     assert {"listTasks", "listNotifications", "streamNotifications", "getHealth"} <= operations
 
 
-def test_every_response_field_is_camel_case() -> None:
+def test_every_body_field_is_camel_case() -> None:
+    """Request and response bodies alike."""
     offenders = []
     for path, handler in HANDLERS:
         seen: set[type] = set()
         _structs(handler.parsed_fn_signature.return_type.annotation, seen)
+        body = handler.parsed_fn_signature.parameters.get("data")
+        if body is not None:
+            _structs(body.annotation, seen)
         for struct in seen:
             for field in msgspec.structs.fields(struct):
                 if not CAMEL.match(field.encode_name):
