@@ -10,6 +10,9 @@ In this order, each with an early exit:
 3. a JSON content type for request bodies (415);
 4. ``Idempotency-Key`` handling, only for a POST that carries the header.
 
+CORS preflights never get here: Litestar's CORS layer answers them before any middleware
+(web/browsers.py), so they are neither authenticated nor rate limited.
+
 Why one layer instead of four middlewares: on ``POST /tasks`` each extra layer cost a coroutine,
 a ``Headers`` object or a ``dict`` of the headers per request, and the four together were the
 largest single cost of the route. Here the headers are scanned once and the common case (a

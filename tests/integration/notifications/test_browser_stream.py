@@ -22,6 +22,7 @@ from sqlalchemy import text
 from taskstream.notifications.live import publish_live
 from taskstream.notifications.schemas import LiveNotification
 from taskstream.notifications.service import position
+from taskstream.notifications.streams import REPLAY_MAX
 from taskstream.settings import Settings
 from tests.integration.http_support import ApiServer, ApiUser, register_and_login, relaxed_limits
 from tests.integration.ops.support import register_admin
@@ -257,6 +258,31 @@ async def test_nothing_missed_replays_nothing(http, session_factory, redis: Redi
         later = await _stored(session_factory, user, datetime.now(UTC))
         await publish_live(redis, [later])
         assert (await events.next_notification())[0] == _id(later)
+
+
+async def test_a_reconnect_after_too_many_missed_says_to_resync(http, session_factory):
+    user = await register_and_login(http, "LongGone")
+    since = await _stored(session_factory, user, datetime.now(UTC) - timedelta(hours=1))
+    async with session_factory() as session:
+        await session.execute(
+            text(
+                "INSERT INTO notifications (id, user_id, event_id, event_type, title, created_at)"
+                " SELECT gen_random_uuid(), :user, gen_random_uuid(), 'task.assigned', 't',"
+                " now() - make_interval(secs => n) FROM generate_series(1, :count) AS n"
+            ),
+            {"user": user.id, "count": REPLAY_MAX + 1},
+        )
+        await session.commit()
+    headers = {"Authorization": f"Bearer {user.token}", "Last-Event-ID": _id(since)}
+    replayed = []
+    async with stream(http, **headers) as events:
+        block = await events.next()
+        while "event: resync" not in block:
+            if "event: notification" in block:
+                replayed.append(block)
+            block = await events.next()
+    assert len(replayed) == REPLAY_MAX
+    assert "data: too-many-missed" in block
 
 
 @pytest.mark.parametrize(
