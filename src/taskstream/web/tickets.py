@@ -15,6 +15,7 @@ between API processes.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from typing import Final
@@ -26,7 +27,10 @@ from redis.exceptions import RedisError
 from taskstream.errors import UnavailableError
 
 TICKET_TTL_S: Final = 60
-# Longer values are not tickets; refused before Redis is asked.
+_TICKET_BYTES: Final = 32
+# What ``secrets.token_urlsafe(32)`` gives; anything else is refused before Redis is asked.
+_TICKET_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+# The bound a route's schema declares for a ``ticket`` parameter (fuzzers stay near it).
 MAX_TICKET_LENGTH: Final = 100
 _KEY_PREFIX: Final = "taskstream:ticket:"
 
@@ -50,7 +54,7 @@ def _key(purpose: str, ticket: str) -> str:
 async def issue_ticket(redis: Redis, purpose: str, grant: TicketGrant) -> str:
     """A fresh ticket for ``purpose``, valid once for ``TICKET_TTL_S`` seconds; 503 without
     Redis."""
-    ticket = secrets.token_urlsafe(32)
+    ticket = secrets.token_urlsafe(_TICKET_BYTES)
     try:
         await redis.set(_key(purpose, ticket), _encoder.encode(grant), ex=TICKET_TTL_S)
     except RedisError as exc:
@@ -61,7 +65,7 @@ async def issue_ticket(redis: Redis, purpose: str, grant: TicketGrant) -> str:
 async def redeem_ticket(redis: Redis, purpose: str, ticket: str) -> TicketGrant | None:
     """The grant of a ticket issued for ``purpose``, or None (unknown, used or expired); 503
     without Redis."""
-    if not ticket or len(ticket) > MAX_TICKET_LENGTH:
+    if not _TICKET_SHAPE.fullmatch(ticket):
         return None
     try:
         raw = await redis.getdel(_key(purpose, ticket))

@@ -261,3 +261,13 @@ async def test_the_health_report_is_camel_case(client, admin):
     body = response.json()
     assert "consumerLag" in body
     assert snake_keys(body) == []
+
+
+async def test_head_through_a_real_server_keeps_the_length_and_sends_no_body(served):
+    user = await register_and_login(served, "Served")
+    get = await served.get("/users/me", headers=user.headers)
+    head = await served.head("/users/me", headers=user.headers)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    # the connection is still usable: the server sent a complete answer
+    assert (await served.get("/users/me", headers=user.headers)).json() == get.json()
