@@ -41,6 +41,7 @@ from taskstream.tasks.endpoints import TaskController
 from taskstream.tasks.read_endpoints import ProjectStatsController
 from taskstream.tasks.service import TaskService
 from taskstream.web.bodies import ApiRequest
+from taskstream.web.browsers import cors_config
 from taskstream.web.client_address import ClientAddress
 from taskstream.web.concurrency_caps import ConcurrencyCaps
 from taskstream.web.dependencies import DEPENDENCIES
@@ -48,6 +49,7 @@ from taskstream.web.docs import DocsAssetsController, docs_render_plugins
 from taskstream.web.guard import RequestGuard
 from taskstream.web.health import HealthController
 from taskstream.web.http_metrics import MetricsController, count_response
+from taskstream.web.methods import install as install_methods_layer
 from taskstream.web.ratelimit import RateLimiter
 from taskstream.web.trace_context import TraceContextMiddleware
 
@@ -180,10 +182,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             security=[{"BearerToken": []}],
         ),
+        # answers preflights before any middleware: never authenticated nor rate limited
+        cors_config=cors_config(settings.api),
         debug=False,
     )
     _document_problems(app)
-    return app
+    # HEAD wherever GET is, Allow listing every method of a path (web/methods.py)
+    return install_methods_layer(app)
 
 
 def _document_problems(app: Litestar) -> None:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
     HTTPException,
+    MethodNotAllowedException,
     NotAuthorizedException,
     ValidationException,
 )
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.types import ExceptionHandlersMap
+from litestar.params import ParameterKwarg
+from litestar.types import Empty, ExceptionHandlersMap
+from litestar.utils.scope.state import ScopeState
 
 from taskstream.errors import DomainError, FieldError, UnavailableError, ValidationFailedError
 from taskstream.fields import pattern_message
@@ -69,8 +73,10 @@ def problem_response(
     title: str | None = None,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
-    instance: str | None = None,
+    instance: str,
 ) -> Response[ProblemDetails]:
+    """A problem+json response; ``instance`` is the request's path (every problem names the
+    request it answers, so a client's log line says which call failed)."""
     default_slug, default_title = _HTTP_SLUGS.get(status, ("error", "Error"))
     body = ProblemDetails(
         type=problem_type(slug or default_slug),
@@ -112,8 +118,11 @@ def _readable(message: str) -> str:
     return pattern_message(message)
 
 
-def field_errors_from_litestar(extra: Any) -> list[FieldError]:
-    """Turn litestar's ValidationException ``extra`` into field errors with JSON paths."""
+def field_errors_from_litestar(
+    extra: Any, wire_name: Callable[[str], str] | None = None
+) -> list[FieldError]:
+    """Turn litestar's ValidationException ``extra`` into field errors with JSON paths; a
+    parameter (query, header, path, cookie) is named as the client sent it (``wire_name``)."""
     errors: list[FieldError] = []
     for item in extra if isinstance(extra, list) else []:
         if not isinstance(item, dict):
@@ -121,6 +130,8 @@ def field_errors_from_litestar(extra: Any) -> list[FieldError]:
         path = str(item.get("key") or "")
         if path in ("data", ""):
             path = "$"
+        elif item.get("source") != "body" and wire_name is not None:
+            path = wire_name(path)
         message = str(item.get("message", "invalid"))
         path = _with_missing_field(path, message)
         errors.append(FieldError(path=path, message=_readable(message)))
@@ -134,6 +145,51 @@ def field_error_from_msgspec(exc: msgspec.ValidationError, prefix: str = "") -> 
     message = text.split(" - at ", 1)[0]
     path = _with_missing_field(_join(prefix, path), message)
     return FieldError(path=path, message=_readable(message))
+
+
+def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The name a client sent for the handler parameter ``key`` (its query, header or cookie
+    alias, e.g. ``dueBefore`` for ``due_before``): Litestar reports the python name."""
+    handler = request.scope.get("route_handler")
+    parameter = handler.parsed_fn_signature.parameters.get(key) if handler is not None else None
+    definition = getattr(parameter, "kwarg_definition", None)
+    if isinstance(definition, ParameterKwarg):
+        alias = definition.query or definition.header or definition.cookie
+        return alias or getattr(definition, "name", None) or key
+    return key
+
+
+def _body_type(request: Request[Any, Any, Any]) -> Any:
+    handler = request.scope.get("route_handler")
+    if handler is None:
+        return None
+    return handler.parsed_fn_signature.parameters.get("data")
+
+
+def empty_body_problem(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """The one answer to a missing body on a route that takes one: 422 "A JSON body is
+    required", naming each required field (or ``$`` when the body is not an object with
+    required fields). None when the request had a body."""
+    body_type = _body_type(request)
+    if body_type is None:
+        return None
+    body = ScopeState.from_scope(request.scope).body
+    if body is not Empty and body != b"":
+        return None
+    annotation = body_type.annotation
+    errors: list[FieldError] = []
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        errors = [
+            FieldError(path=field.encode_name, message="is required")
+            for field in msgspec.structs.fields(annotation)
+            if field.required
+        ]
+    return problem_response(
+        422,
+        "A JSON body is required",
+        errors=errors or [FieldError(path="$", message="is required")],
+        instance=request.url.path,
+    )
 
 
 def _domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
@@ -158,18 +214,28 @@ def _validation_failed_handler(
 
 def _http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
+    instance = request.url.path
     if isinstance(exc, ValidationException) and exc.extra:
-        errors = field_errors_from_litestar(exc.extra)
+        empty = empty_body_problem(request)
+        if empty is not None:
+            return empty
+        errors = field_errors_from_litestar(exc.extra, lambda key: _wire_name(request, key))
         source_is_body = any(isinstance(i, dict) and i.get("source") == "body" for i in exc.extra)
         if errors and source_is_body and errors[0].path == "$":
             # the body is valid JSON but not an object of the expected shape
-            return problem_response(422, "The request body has the wrong shape", errors=errors)
-        return problem_response(422, "The request is invalid", errors=errors)
+            return problem_response(
+                422, "The request body has the wrong shape", errors=errors, instance=instance
+            )
+        return problem_response(422, "The request is invalid", errors=errors, instance=instance)
     headers = dict(exc.headers or {})
     if isinstance(exc, NotAuthorizedException):
         headers.setdefault("WWW-Authenticate", "Bearer")
+    if isinstance(exc, MethodNotAllowedException) and "allow" in headers:
+        # HEAD is served wherever GET is (web/methods.py)
+        methods = {m.strip() for m in headers.pop("allow").split(",") if m.strip()}
+        headers["Allow"] = ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
     detail = exc.detail if status < 500 else None
-    return problem_response(status, detail, headers=headers or None, instance=request.url.path)
+    return problem_response(status, detail, headers=headers or None, instance=instance)
 
 
 def _unhandled_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -219,6 +285,7 @@ __all__ = [
     "EXCEPTION_HANDLERS",
     "PROBLEM_MEDIA_TYPE",
     "ProblemDetails",
+    "empty_body_problem",
     "field_error_from_msgspec",
     "problem_response",
     "problem_responses",

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskstream.dev_secret import local_jwt_secret
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 
 # The secret older .env files shipped with: known to everyone, refused except in tests.
 PLACEHOLDER_SECRET = "change-me-dev-only-secret-0123456789abcdef"  # noqa: S105
@@ -177,6 +180,20 @@ class ApiSettings(BaseModel):
     # How long a command on a task that neither PostgreSQL nor Redis knows waits for the row,
     # when Redis may have lost the task's acceptance record (it restarted since); then 503.
     unapplied_task_wait_s: float = Field(default=3.0, ge=0, le=30)
+    # Browser origins allowed to call the API (CORS), e.g. ``["https://app.example.com"]``;
+    # ``["*"]`` allows any; empty (the default): no CORS headers, browsers on other origins
+    # are refused by the browser itself.
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path, or *"
+                )
+        return origins
 
 
 class CommentSettings(BaseModel):

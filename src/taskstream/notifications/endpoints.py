@@ -8,7 +8,8 @@ from typing import Annotated
 from litestar import Controller, Request, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,17 +21,18 @@ from taskstream.notifications.schemas import (
     NotificationPage,
     Preferences,
     ReadAllResult,
+    StreamTicketOut,
     WebhookCreate,
     WebhookCreated,
     WebhookDeliveryOut,
     WebhookOut,
 )
-from taskstream.notifications.streams import claim_stream, live_events, token_expiry
+from taskstream.notifications.streams import STREAM_TICKET_PURPOSE, open_stream
+from taskstream.notifications.tickets import STREAM_TICKET_EXAMPLE, issue_stream_ticket
 from taskstream.principal import Principal
 from taskstream.problems import problem_responses
-
-# Bounds of a page (the service refuses the same range; here it is also in the schema).
-PageLimit = Annotated[int, QueryParameter(ge=1, le=200)]
+from taskstream.web.pagination import DEFAULT_PAGE_SIZE, PageLimit, page_size
+from taskstream.web.tickets import MAX_TICKET_LENGTH
 
 
 class NotificationController(Controller):
@@ -43,13 +45,18 @@ class NotificationController(Controller):
         *,
         current_user: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
-        limit: PageLimit = 50,
+        state: State,
+        limit: PageLimit = DEFAULT_PAGE_SIZE,
         unread: FromQuery[bool] = False,
         cursor: Annotated[Cursor | None, QueryParameter(**CURSOR_QUERY)] = None,
     ) -> NotificationPage:
         """The caller's notifications, newest first; pass ``nextCursor`` back as ``cursor``."""
         return await service.list_notifications(
-            db_session, current_user, limit=limit, unread_only=unread, cursor=cursor
+            db_session,
+            current_user,
+            limit=page_size(limit, state.settings.api),
+            unread_only=unread,
+            cursor=cursor,
         )
 
     @post(
@@ -80,21 +87,71 @@ class NotificationController(Controller):
         """Mark every unread notification of the caller read."""
         return ReadAllResult(marked_read=await service.mark_all_read(db_session, current_user))
 
+    @post(
+        "/stream-ticket",
+        operation_id="createNotificationStreamTicket",
+        status_code=HTTP_201_CREATED,
+        responses={
+            **problem_responses(),
+            HTTP_201_CREATED: ResponseSpec(
+                StreamTicketOut,
+                description="A one-time ticket for GET /notifications/stream?ticket=",
+                examples=[STREAM_TICKET_EXAMPLE],
+            ),
+        },
+    )
+    async def stream_ticket(
+        self, *, current_user: NamedDependency[Principal], state: State, request: Request
+    ) -> StreamTicketOut:
+        """A one-time ticket that opens the caller's live stream without a header
+        (``EventSource``), within 60 s; the stream then lasts as long as this request's token."""
+        return await issue_stream_ticket(state, current_user, request.scope)
+
     @get(
         "/stream",
         operation_id="streamNotifications",
         media_type="text/event-stream",
         responses=problem_responses(),
+        opt={"ticket": STREAM_TICKET_PURPOSE},
+        security=[{"BearerToken": []}, {}],
     )
     async def stream(
-        self, *, current_user: NamedDependency[Principal], state: State, request: Request
+        self,
+        *,
+        current_user: NamedDependency[Principal],
+        state: State,
+        request: Request,
+        ticket: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=MAX_TICKET_LENGTH,
+                description="A ticket from POST /notifications/stream-ticket, instead of "
+                "the Authorization header (browsers' EventSource cannot send one); one use.",
+            ),
+        ] = None,
+        last_event_id: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Last-Event-ID",
+                max_length=200,
+                description="Resume: the notifications after this event id come first.",
+            ),
+        ] = None,
+        last_event_id_query: Annotated[
+            str | None,
+            QueryParameter(
+                name="lastEventId",
+                max_length=200,
+                description="Resume, for a client that reconnects with a new ticket URL.",
+            ),
+        ] = None,
     ) -> ServerSentEvent:
-        """Server-Sent Events: one ``notification`` event per new notification, live, until
-        the access token expires (then an ``end`` event); at most
-        ``api.max_streams_per_user`` open per user (429 beyond)."""
-        claim = await claim_stream(state, current_user.user_id)
-        expires_at = token_expiry(request.scope.get("auth"))
-        return ServerSentEvent(live_events(state, current_user.user_id, claim, expires_at))
+        """Server-Sent Events: one ``notification`` event per new notification (its ``id`` is
+        the resume point), live, until the token (or the ticket's token) expires (then an
+        ``end`` event); at most ``api.max_streams_per_user`` open per user (429 beyond)."""
+        return await open_stream(
+            state, current_user, request.scope, last_event_id, last_event_id_query
+        )
 
 
 class NotificationPreferencesController(Controller):
@@ -184,11 +241,12 @@ class WebhookController(Controller):
         webhook_id: FromPath[uuid.UUID],
         current_user: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
-        limit: PageLimit = 50,
+        state: State,
+        limit: PageLimit = DEFAULT_PAGE_SIZE,
     ) -> list[WebhookDeliveryOut]:
         """Recent deliveries with every attempt (status code, error, duration)."""
         return await webhooks.list_deliveries(
-            db_session, current_user, project_id, webhook_id, limit
+            db_session, current_user, project_id, webhook_id, page_size(limit, state.settings.api)
         )
 
 

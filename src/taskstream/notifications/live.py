@@ -2,7 +2,8 @@
 
 The worker publishes after its transaction commits, so a stream never shows a notification the
 database does not have; a missed push (worker died between commit and publish) is still in
-``GET /notifications``, which clients read on (re)connect. The API reads the channels through
+``GET /notifications``, and a stream reconnecting with ``Last-Event-ID`` replays it from the
+database (streams.py). The API reads the channels through
 one subscription per process (live_hub.py).
 """
 

@@ -4,7 +4,7 @@ A stream registers a queue for its user; the first stream of a user subscribes t
 that user's channel (notifications/live.py), the last one to close unsubscribes. One reader
 task reads the subscription and puts each message on the user's queues. A stream whose queue
 is full (a client not reading) is ended, and so is every stream when the subscription fails:
-clients reconnect and read what they missed from ``GET /notifications``.
+clients reconnect with ``Last-Event-ID`` and get what they missed first (streams.py).
 """
 
 from __future__ import annotations

@@ -166,6 +166,25 @@ class NotificationRepository(Repository):
         stmt = stmt.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
         return list((await self.session.scalars(stmt)).all())
 
+    async def after(
+        self, user_id: uuid.UUID, after: tuple[datetime, uuid.UUID], limit: int
+    ) -> list[Notification]:
+        """Oldest first, the ones after ``after`` in (created_at, id) order."""
+        created_at, last_id = after
+        stmt = (
+            select(Notification)
+            .where(
+                Notification.user_id == user_id,
+                or_(
+                    Notification.created_at > created_at,
+                    and_(Notification.created_at == created_at, Notification.id > last_id),
+                ),
+            )
+            .order_by(Notification.created_at, Notification.id)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
     async def mark_read(
         self, user_id: uuid.UUID, notification_id: uuid.UUID
     ) -> Notification | None:

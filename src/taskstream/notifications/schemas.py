@@ -102,3 +102,13 @@ class LiveNotification(Schema):
     title: str
     created_at: datetime
     data: dict[str, Any] | None = None
+
+
+class StreamTicketOut(Schema):
+    """A one-time ticket for ``GET /notifications/stream?ticket=``."""
+
+    ticket: str
+    # The ticket is refused after this instant (and after its first use).
+    expires_at: datetime
+    # The stream's URL with the ticket, relative to the API.
+    url: str

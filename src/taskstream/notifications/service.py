@@ -111,19 +111,26 @@ async def deliver_in_app(
 # --- reading --------------------------------------------------------------------------------
 
 
-def encode_cursor(notification: Notification) -> str:
-    raw = f"{notification.created_at.isoformat()}|{notification.id}".encode()
+def position(created_at: datetime, notification_id_: uuid.UUID) -> str:
+    """A notification's place in the order of a user's notifications, (created_at, id), as an
+    opaque string: the page cursor of ``GET /notifications`` and the SSE event id."""
+    raw = f"{created_at.isoformat()}|{notification_id_}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def encode_cursor(notification: Notification) -> str:
+    return position(notification.created_at, notification.id)
+
+
+def decode_cursor(cursor: str, field: str = "cursor") -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) of a ``position``; 422 at ``field`` for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, _, last_id = raw.partition("|")
         # a crafted cursor must not reach SQL with a datetime PostgreSQL cannot take
         return parse_storable_datetime(created_at), uuid.UUID(last_id)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailedError([FieldError("cursor", "invalid cursor")]) from exc
+        raise ValidationFailedError([FieldError(field, f"invalid {field}")]) from exc
 
 
 def to_out(notification: Notification) -> NotificationOut:
@@ -147,9 +154,8 @@ async def list_notifications(
     unread_only: bool = False,
     cursor: str | None = None,
 ) -> NotificationPage:
-    """The caller's notifications, newest first; ``nextCursor`` continues after the last item."""
-    if not 1 <= limit <= 200:
-        raise ValidationFailedError([FieldError("limit", "must be between 1 and 200")])
+    """The caller's notifications, newest first; ``nextCursor`` continues after the last item.
+    ``limit`` is the page size (web/pagination.py decides it from the request)."""
     repo = NotificationRepository.from_session(session)
     before = decode_cursor(cursor) if cursor else None
     rows = await repo.page(
@@ -162,6 +168,26 @@ async def list_notifications(
         next_cursor=next_cursor,
         unread_count=await repo.unread_count(principal.user_id),
     )
+
+
+async def notifications_after(
+    session: AsyncSession, user_id: uuid.UUID, after: tuple[datetime, uuid.UUID], limit: int
+) -> list[LiveNotification]:
+    """The user's notifications that come after ``after`` in (created_at, id) order, oldest
+    first, in the shape of the live push: what a reconnecting stream missed."""
+    rows = await NotificationRepository.from_session(session).after(user_id, after, limit)
+    return [
+        LiveNotification(
+            id=n.id,
+            user_id=n.user_id,
+            event_id=n.event_id,
+            event_type=n.event_type,
+            title=n.title,
+            created_at=n.created_at,
+            data=n.data,
+        )
+        for n in rows
+    ]
 
 
 async def mark_read(

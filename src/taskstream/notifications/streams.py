@@ -1,6 +1,15 @@
-"""The events of one ``GET /notifications/stream``: fed by the process's ``LiveHub``, ended when
-the access token expires or the user no longer exists, and holding one of the user's
-``api.max_streams_per_user`` places while open."""
+"""The events of one ``GET /notifications/stream``: fed by the process's ``LiveHub``, resumed
+after a ``Last-Event-ID`` from PostgreSQL, ended when the credentials that opened it expire or
+the user no longer exists, and holding one of the user's ``api.max_streams_per_user`` places
+while open.
+
+Every ``notification`` event carries ``id:``, the notification's position in (created_at, id)
+order (the same opaque value as a ``GET /notifications`` cursor). A client that reconnects
+with it (``Last-Event-ID``, which ``EventSource`` sends by itself, or ``?lastEventId=``) first
+gets the notifications after that position from the database, oldest first, then the live ones;
+the stream subscribes before it reads the database, so a notification published meanwhile is
+queued, and one that was both read and queued is sent once.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +17,36 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Final
 
-import jwt
 import msgspec
 from litestar.datastructures import State
-from litestar.response import ServerSentEventMessage
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.types import Scope
 
+from taskstream.notifications import service
 from taskstream.notifications.live_hub import CLOSED, LiveHub
+from taskstream.notifications.schemas import LiveNotification
 from taskstream.observability.metrics import SSE_STREAMS_OPEN
+from taskstream.principal import Principal
+from taskstream.web.authentication import credentials_expiry
 from taskstream.web.concurrency_caps import Claim, ConcurrencyCaps
+from taskstream.web.methods import is_head_request
 
 # How often a stream checks its user, renews its place and sends a keep-alive comment.
 STREAM_CHECK_S: Final = 5.0
 # A place not renewed for this long lapses (its process died).
 STREAM_CLAIM_S: Final = 30.0
+# The ticket purpose of the stream (web/tickets.py).
+STREAM_TICKET_PURPOSE: Final = "notification-stream"
+# A reconnect replays at most this many missed notifications, in pages of REPLAY_PAGE; beyond,
+# a ``resync`` event tells the client to read ``GET /notifications`` instead.
+REPLAY_MAX: Final = 1000
+REPLAY_PAGE: Final = 200
 
-
-def token_expiry(authorization: bytes | str | None) -> float:
-    """``exp`` of the request's bearer token (already verified by the request guard)."""
-    raw = authorization.decode("latin-1") if isinstance(authorization, bytes) else authorization
-    token = (raw or "").partition(" ")[2].strip()
-    claims = jwt.decode(token, options={"verify_signature": False})
-    return float(claims["exp"])
+_live_decoder = msgspec.json.Decoder(LiveNotification)
+_encoder = msgspec.json.Encoder()
 
 
 async def claim_stream(state: State, user_id: uuid.UUID) -> Claim:
@@ -40,21 +56,95 @@ async def claim_stream(state: State, user_id: uuid.UUID) -> Claim:
     return await caps.acquire("streams", user_id, cap, STREAM_CLAIM_S)
 
 
+def resume_position(header: str | None, query: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """Where a reconnecting client stopped: ``Last-Event-ID`` (the header wins) or
+    ``lastEventId``; None for a fresh stream; 422 for a value the stream never sent."""
+    if header:
+        return service.decode_cursor(header, "Last-Event-ID")
+    if query:
+        return service.decode_cursor(query, "lastEventId")
+    return None
+
+
+async def open_stream(
+    state: State,
+    principal: Principal,
+    scope: Scope,
+    last_event_id: str | None,
+    last_event_id_query: str | None,
+) -> ServerSentEvent:
+    """The stream's response: checks the resume position, claims a place (429 beyond the cap)
+    and lasts until the credentials that opened it expire."""
+    after = resume_position(last_event_id, last_event_id_query)
+    claim = await claim_stream(state, principal.user_id)
+    if is_head_request(scope):  # the headers a GET would get, and no stream to hold open
+        await state.concurrency_caps.release(claim)
+        return ServerSentEvent([])
+    expires_at = credentials_expiry(scope)
+    return ServerSentEvent(live_events(state, principal, claim, expires_at, after))
+
+
 def _end(reason: str) -> ServerSentEventMessage:
     return ServerSentEventMessage(event="end", data=reason)
 
 
+def _comment(text: str) -> ServerSentEventMessage:
+    # data=None: litestar writes ``data: `` after a comment otherwise, which a client
+    # dispatches as an empty message event
+    return ServerSentEventMessage(comment=text, data=None)
+
+
+def _notification(notification: LiveNotification, payload: str) -> ServerSentEventMessage:
+    event_id = service.position(notification.created_at, notification.id)
+    return ServerSentEventMessage(data=payload, event="notification", id=event_id)
+
+
+async def _missed(
+    state: State, user_id: uuid.UUID, after: tuple[datetime, uuid.UUID]
+) -> AsyncIterator[LiveNotification | None]:
+    """The notifications after ``after``, oldest first; None last when there were more than
+    ``REPLAY_MAX``."""
+    sent = 0
+    while sent < REPLAY_MAX:
+        async with state.session_factory() as session:
+            page = await service.notifications_after(session, user_id, after, REPLAY_PAGE)
+        for notification in page:
+            yield notification
+        sent += len(page)
+        if len(page) < REPLAY_PAGE:
+            return
+        after = (page[-1].created_at, page[-1].id)
+    async with state.session_factory() as session:
+        if await service.notifications_after(session, user_id, after, 1):
+            yield None
+
+
 async def live_events(
-    state: State, user_id: uuid.UUID, claim: Claim, expires_at: float
+    state: State,
+    principal: Principal,
+    claim: Claim,
+    expires_at: float,
+    after: tuple[datetime, uuid.UUID] | None = None,
 ) -> AsyncIterator[ServerSentEventMessage]:
-    """``notification`` events until the token expires (``end: token-expired``), the user is
-    gone (``end: revoked``) or the process must drop the stream (``end: reconnect``)."""
+    """The missed notifications after ``after`` (if given), then ``notification`` events live,
+    until the credentials expire (``end: token-expired``), the user is gone
+    or its session ended (deactivation, password change: ``end: revoked``) or the process must
+    drop the stream (``end: reconnect``)."""
+    user_id = principal.user_id
     hub: LiveHub = state.live_hub
     caps: ConcurrencyCaps = state.concurrency_caps
     SSE_STREAMS_OPEN.inc()
     try:
         async with hub.stream(user_id) as queue:
-            yield ServerSentEventMessage(comment="connected")
+            yield _comment("connected")
+            replayed: set[uuid.UUID] = set()
+            if after is not None:
+                async for missed in _missed(state, user_id, after):
+                    if missed is None:
+                        yield ServerSentEventMessage(event="resync", data="too-many-missed")
+                        break
+                    replayed.add(missed.id)
+                    yield _notification(missed, _encoder.encode(missed).decode())
             next_check = time.monotonic() + STREAM_CHECK_S
             while True:
                 left = expires_at - time.time()
@@ -63,11 +153,12 @@ async def live_events(
                     return
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + STREAM_CHECK_S
-                    if await state.user_status.active_role(user_id) is None:
+                    status = await state.user_status.status(user_id)
+                    if status is None or status.token_version > principal.token_version:
                         yield _end("revoked")
                         return
                     await caps.renew(claim, STREAM_CLAIM_S)
-                    yield ServerSentEventMessage(comment="keep-alive")
+                    yield _comment("keep-alive")
                 wait = max(0.0, min(next_check - time.monotonic(), left))
                 try:
                     payload = await asyncio.wait_for(queue.get(), wait)
@@ -76,10 +167,17 @@ async def live_events(
                 if payload == CLOSED:
                     yield _end("reconnect")
                     return
-                event_id = str(msgspec.json.decode(payload).get("id", ""))
-                yield ServerSentEventMessage(
-                    data=payload.decode(), event="notification", id=event_id
-                )
+                notification = _decode(payload)
+                if notification is None or notification.id in replayed:
+                    continue
+                yield _notification(notification, payload.decode())
     finally:
         SSE_STREAMS_OPEN.dec()
         await caps.release(claim)
+
+
+def _decode(payload: bytes) -> LiveNotification | None:
+    try:
+        return _live_decoder.decode(payload)
+    except msgspec.DecodeError:  # not ours: nothing a client could use
+        return None

@@ -33,14 +33,19 @@ from taskstream.ops.schemas import (
     ReplayResult,
     TicketOut,
 )
-from taskstream.ops.tickets import TICKET_TTL_S, issue_ticket, redeem_ticket
 from taskstream.principal import Principal
 from taskstream.problems import problem_responses
-from taskstream.web.authentication import authenticate
+from taskstream.web.authentication import authenticate, credentials_expiry
 from taskstream.web.health import worker_heartbeats, workers_state
+from taskstream.web.pagination import PageLimit, page_size
 from taskstream.web.readiness import ReadinessCache
+from taskstream.web.tickets import TICKET_TTL_S, TicketGrant, issue_ticket, redeem_ticket
 
 STATIC = resources.files("taskstream.ops") / "static"
+# The dashboard shows this many dead letters unless asked for another page size.
+DEAD_LETTERS_SHOWN: Final = 200
+# Tickets for the page are of this purpose (web/tickets.py): they open nothing else.
+TICKET_PURPOSE: Final = "ops"
 ASSETS: Final = {"ops.css": "text/css", "ops.js": "text/javascript"}
 # The page loads only its own scripts and styles and talks only to this origin.
 PAGE_HEADERS: Final = {
@@ -69,13 +74,17 @@ async def _page_token(state: State, request: Request[Any, Any, Any], ticket: str
         raise UnauthorizedError(
             "Open the URL returned by POST /ops/tickets (with an admin bearer token)"
         )
-    user_id = await redeem_ticket(state.redis, ticket)
-    if user_id is None:
+    grant = await redeem_ticket(state.redis, TICKET_PURPOSE, ticket)
+    if grant is None:
         raise UnauthorizedError("The ticket is unknown, used or expired: ask for a new one")
-    status = await state.user_status.status(user_id)
+    status = await state.user_status.status(grant.user_id)
+    if status is not None and grant.token_version < status.token_version:
+        raise UnauthorizedError("The session that asked for this ticket has ended")
     if status is None or status.role is not UserRole.ADMIN:
         raise ForbiddenError("The operator dashboard is for admins")
-    return str(state.token_codec.issue_access(user_id, UserRole.ADMIN, status.token_version).token)
+    return str(
+        state.token_codec.issue_access(grant.user_id, UserRole.ADMIN, status.token_version).token
+    )
 
 
 class OpsPageController(Controller):
@@ -126,9 +135,16 @@ class OpsPageController(Controller):
         status_code=HTTP_201_CREATED,
         responses=problem_responses(403),
     )
-    async def ticket(self, state: State, current_user: NamedDependency[Principal]) -> TicketOut:
+    async def ticket(
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        current_user: NamedDependency[Principal],
+    ) -> TicketOut:
         """A ticket worth one page load within 60 s; open ``url`` in a browser."""
-        ticket = await issue_ticket(state.redis, _admin(current_user).user_id)
+        admin = _admin(current_user)
+        grant = TicketGrant(admin.user_id, credentials_expiry(request.scope), admin.token_version)
+        ticket = await issue_ticket(state.redis, TICKET_PURPOSE, grant)
         return TicketOut(ticket=ticket, url=f"/ops?ticket={ticket}", expires_in=TICKET_TTL_S)
 
 
@@ -173,11 +189,14 @@ class OpsApiController(Controller):
 
     @get("/dead-letters", operation_id="listOpsDeadLetters", responses=problem_responses(403))
     async def dead_letters(
-        self, state: State, current_user: NamedDependency[Principal]
+        self,
+        state: State,
+        current_user: NamedDependency[Principal],
+        limit: PageLimit = DEAD_LETTERS_SHOWN,
     ) -> DeadLettersOut:
-        """The task-commands dead-letter topic (count and the first 200 entries)."""
+        """The task-commands dead-letter topic: the count and the first ``limit`` entries."""
         _admin(current_user)
-        return await service.dead_letters(state.settings)
+        return await service.dead_letters(state.settings, page_size(limit, state.settings.api))
 
     @post(
         "/dead-letters/replay",

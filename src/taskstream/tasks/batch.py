@@ -11,6 +11,7 @@ from litestar.utils.scope.state import ScopeState
 
 from taskstream.errors import FieldError
 from taskstream.problems import (
+    empty_body_problem,
     field_error_from_msgspec,
     field_errors_from_litestar,
     problem_response,
@@ -46,10 +47,16 @@ def batch_field_errors(body: bytes) -> list[FieldError]:
 def batch_validation_handler(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[Any]:
+    empty = empty_body_problem(request)
+    if empty is not None:
+        return empty
     body = ScopeState.from_scope(request.scope).body
     errors = batch_field_errors(body) if isinstance(body, bytes) else []
     if not errors:  # not a body problem after all: report litestar's own findings
         errors = field_errors_from_litestar(exc.extra)
     return problem_response(
-        422, "Some tasks in the batch are invalid; nothing was published", errors=errors
+        422,
+        "Some tasks in the batch are invalid; nothing was published",
+        errors=errors,
+        instance=request.url.path,
     )

@@ -37,8 +37,8 @@ from taskstream.tasks.schemas import (
     TaskResponse,
 )
 from taskstream.tasks.stats import TASK_STATUSES
+from taskstream.web.pagination import DEFAULT_PAGE_SIZE, PageLimit, page_size
 
-DEFAULT_PAGE_SIZE = 50
 ACTIVITY_MINUTES = 60
 
 
@@ -93,7 +93,7 @@ class TaskReadRoutes(Controller):
             AwareDatetime | None,
             QueryParameter(name="dueBefore", description=DATETIME_DESCRIPTION),
         ] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=1_000_000)] = DEFAULT_PAGE_SIZE,
+        limit: PageLimit = DEFAULT_PAGE_SIZE,
         cursor: Annotated[Cursor | None, QueryParameter(**CURSOR_QUERY)] = None,
     ) -> TaskPage:
         """Tasks in the caller's projects, filtered, oldest first, keyset-paginated."""
@@ -103,7 +103,7 @@ class TaskReadRoutes(Controller):
             current_user,
             filters,
             after=decode_cursor(cursor) if cursor else None,
-            limit=min(limit, state.settings.api.page_limit_max),
+            limit=page_size(limit, state.settings.api),
         )
         next_cursor = encode_cursor(items[-1]) if more else None
         return TaskPage(items=[_task(t) for t in items], next_cursor=next_cursor)

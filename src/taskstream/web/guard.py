@@ -3,11 +3,15 @@ is the request well-formed enough to read.
 
 In this order, each with an early exit:
 1. bearer authentication (401) unless the route is public (``exclude_from_auth=True`` or one
-   of ``PUBLIC_PATHS``) or the method is OPTIONS;
+   of ``PUBLIC_PATHS``) or the method is OPTIONS; a route marked ``opt={"ticket": purpose}``
+   also takes a one-time ``?ticket=`` instead of the header (web/tickets.py: for browsers);
 2. the rate limit of the caller (429), adding ``RateLimit-*`` headers to the response; routes
    pick a stricter bucket with ``opt={"rate_limit": kind}`` or opt out with ``None``;
 3. a JSON content type for request bodies (415);
 4. ``Idempotency-Key`` handling, only for a POST that carries the header.
+
+CORS preflights never get here: Litestar's CORS layer answers them before any middleware
+(web/browsers.py), so they are neither authenticated nor rate limited.
 
 Why one layer instead of four middlewares: on ``POST /tasks`` each extra layer cost a coroutine,
 a ``Headers`` object or a ``dict`` of the headers per request, and the four together were the
@@ -27,7 +31,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskstream.observability.metrics import RATE_LIMIT_DECISIONS
 from taskstream.principal import Principal
-from taskstream.web.authentication import authenticate
+from taskstream.web.authentication import authenticate, authenticate_ticket
 from taskstream.web.http_metrics import STARTED
 from taskstream.web.idempotency import serve_idempotent
 from taskstream.web.ratelimit import RateLimiter, client_ip
@@ -63,6 +67,16 @@ def _count_decision(limit: str, allowed: bool) -> None:
             RATE_LIMIT_DECISIONS.labels(limit, "refused"),
         )
     children[0 if allowed else 1].inc()
+
+
+async def _caller(
+    state: Any, scope: Scope, opt: dict[str, Any], authorization: bytes | None
+) -> Principal:
+    """The bearer token's user; on a ticket route without the header, the ticket's."""
+    ticket_purpose = opt.get("ticket")
+    if authorization is None and ticket_purpose is not None:
+        return await authenticate_ticket(state, scope, ticket_purpose)
+    return await authenticate(state, authorization)
 
 
 class RequestGuard:
@@ -102,7 +116,7 @@ class RequestGuard:
             and method != "OPTIONS"
             and not PUBLIC_PATHS.search(scope["path"])
         ):
-            user = await authenticate(state, authorization)
+            user = await _caller(state, scope, opt, authorization)
             scope["user"] = user
             scope["auth"] = authorization
         if kind != "http":

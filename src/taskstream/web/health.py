@@ -26,13 +26,13 @@ from taskstream.web.authentication import authenticate
 from taskstream.web.readiness import Readiness, readiness_cache
 
 
-class ServiceState(msgspec.Struct):
+class ServiceState(msgspec.Struct, rename="camel"):
     status: str
     address: str
     detail: str
 
 
-class HealthReport(msgspec.Struct):
+class HealthReport(msgspec.Struct, rename="camel"):
     status: str
     services: dict[str, ServiceState]
     # Total lag of the task-command applier group; None when it could not be measured.
@@ -119,7 +119,7 @@ async def consumer_lag(settings: Settings) -> int | None:
         return None
 
 
-class Liveness(msgspec.Struct):
+class Liveness(msgspec.Struct, rename="camel"):
     status: str
 
 

@@ -39,7 +39,10 @@ ID_NAMESPACE: Final = uuid.UUID("0f6f4f0e-6a70-4c3e-9d39-5a2b8f9d1c42")
 # Routes answering credentials: nothing is stored (tokens would sit in Redis for the key's
 # lifetime, and a replayed refresh would skip reuse detection); the key is ignored there.
 # Registration answers no secret, so its key still replays the first answer.
-NOT_STORED_PATHS: Final = frozenset({"/auth/login", "/auth/refresh"})
+# One-time tickets are credentials too (a replay would answer a used ticket).
+NOT_STORED_PATHS: Final = frozenset(
+    {"/auth/login", "/auth/refresh", "/notifications/stream-ticket", "/ops/tickets"}
+)
 
 
 class StoredResponse(msgspec.Struct, array_like=True):

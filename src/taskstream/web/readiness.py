@@ -26,7 +26,7 @@ CHECK_TIMEOUT_S: Final = 1.0
 REQUIRED: Final = ("postgres", "kafka")
 
 
-class Readiness(msgspec.Struct):
+class Readiness(msgspec.Struct, rename="camel"):
     status: str  # "ready" | "unavailable"
     checks: dict[str, str]  # dependency -> "up" | "down"
 
