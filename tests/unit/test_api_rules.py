@@ -24,7 +24,8 @@ HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 # GET lists that return everything at once, each bounded by a rule; any other list pages.
 UNPAGED_LISTS = {
     "listWebhooks": "at most webhooks.max_per_project (20) per project",
-    "listProjects": "a caller's memberships; paged by the projects area (issue 15, item 1)",
+    "listProjects": "the caller's own memberships (admins too), bounded by what one user joins",
+    "findUsersByEmail": "an exact lookup: zero or one user",
 }
 PAGE_LIMIT_DEFINITION = get_args(PageLimit)[1]
 
