@@ -146,8 +146,15 @@ async def add_comment(
         if existing is None or existing.author_id != principal.user_id:
             raise ConflictError("A comment with this id exists")
         return await _item(repo, existing)
-    commented = write.event(COMMENTED, derived_event_id(comment_id, COMMENTED), body=body)
-    events = [commented, *await write.mentions(mentioned)]
+    mentions = await write.mentions(mentioned)
+    # the mentioned hear of the comment through task.mentioned only (recipients.py)
+    commented = write.event(
+        COMMENTED,
+        derived_event_id(comment_id, COMMENTED),
+        body=body,
+        mentionedIds=[m.data["userId"] for m in mentions],
+    )
+    events = [commented, *mentions]
     await write.record(events, None, {"commentId": str(comment_id)})
     return await _item(repo, comment)
 

@@ -22,6 +22,8 @@ CREATOR = "createdBy"
 PREVIOUS_ASSIGNEE = "previousAssigneeId"
 SUBJECT_USER = "userId"  # project.member_added / user.created
 MANAGERS = "managers"
+# Users a task.commented event leaves out: they have their own task.mentioned event.
+MENTIONED_IDS = "mentionedIds"
 
 # Account notices: an email to the user the event is about (``userId``) and nobody else, even
 # when they did it themselves; never in-app, never webhooks (no project), and preferences
@@ -94,7 +96,19 @@ def candidate_recipients(event: DomainEvent, managers: Collection[uuid.UUID]) ->
             people.add(user_id)
     if event.actor_id is not None and event.type not in ACCOUNT_NOTICES:
         people.discard(event.actor_id)
+    # a comment's mentioned members are told once, by its task.mentioned event
+    people.difference_update(_uuids(event.data.get(MENTIONED_IDS)))
     return people
+
+
+def _uuids(values: object) -> set[uuid.UUID]:
+    found: set[uuid.UUID] = set()
+    for value in values if isinstance(values, list) else ():
+        try:
+            found.add(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return found
 
 
 def wants(

@@ -69,6 +69,27 @@ async def test_commented_reaches_assignee_reviewer_and_creator_not_the_author(
     assert await deliver(session_factory, events) == {}
 
 
+async def test_a_mentioned_reviewer_hears_once_through_the_mention(
+    client, crew: Crew, session_factory
+):
+    task_id = await make_task(
+        session_factory, crew, "Ship", assignee=crew.member, reviewer=crew.maintainer
+    )
+    body = f"<@{crew.maintainer.id}> please have a look"
+    made = await client.post(
+        f"/tasks/{task_id}/comments", json={"body": body}, headers=crew.member.headers
+    )
+    assert made.status_code == 201, made.text
+    events = await outbox_events(session_factory, task_id, *COMMENT_EVENTS)
+    commented = next(e for e in events if e.type == "task.commented")
+    assert commented.data["mentionedIds"] == [crew.maintainer.id]
+    # the creator (owner) hears of the comment; the reviewer only of the mention
+    assert await deliver(session_factory, events) == {
+        "task.commented": {crew.owner.id},
+        "task.mentioned": {crew.maintainer.id},
+    }
+
+
 async def test_mentions_notify_current_members_only(client, crew: Crew, session_factory):
     task_id = await make_task(session_factory, crew, "Plan", creator=crew.member)
     body = (
