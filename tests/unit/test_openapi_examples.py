@@ -62,8 +62,8 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _examples(media: dict[str, Any]) -> list[Any]:
     """The example values a reader (and schemathesis) sees for one media type: the media
-    type's own ``example``/``examples``, else the schema's (through ``$ref`` and ``allOf``),
-    else, for an array, its items' examples."""
+    type's own ``example``/``examples``, else the schema's (through ``$ref``, ``allOf`` and
+    the alternatives of an optional body), else, for an array, its items' examples."""
     if "example" in media:
         return [media["example"]]
     if media.get("examples"):
@@ -76,7 +76,8 @@ def _schema_examples(schema: dict[str, Any]) -> list[Any]:
         return list(schema["examples"])
     if "$ref" in schema:
         return _schema_examples(_resolve(schema))
-    for part in schema.get("allOf", []):
+    # allOf: a reference with metadata beside it; oneOf/anyOf: an optional body (T | None)
+    for part in schema.get("allOf", []) + schema.get("oneOf", []) + schema.get("anyOf", []):
         if found := _schema_examples(part):
             return found
     if schema.get("type") == "array" and "items" in schema:
