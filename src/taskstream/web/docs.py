@@ -9,8 +9,9 @@ Stoplight Elements) would need their bundles vendored too and add nothing Swagge
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from litestar import Controller, Response, get
 
@@ -60,6 +61,25 @@ def docs_render_plugins() -> list[OpenAPIRenderPlugin]:
     ]
 
 
+class _JsonNull(Enum):
+    """``null`` inside an example. Litestar's document writer drops every None from a dict
+    (for its spec objects None means "not set"), which would erase an example's nulls and
+    make it invalid where a nullable field is required; an enum member survives and is
+    written as its value."""
+
+    NULL = None
+
+
+def _keep_nulls(value: Any) -> Any:
+    if value is None:
+        return _JsonNull.NULL
+    if isinstance(value, dict):
+        return {k: _keep_nulls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_keep_nulls(v) for v in value]
+    return value
+
+
 class StructExamplesPlugin(StructSchemaPlugin):
     """Struct schemas as Litestar builds them, plus the example declared with
     ``fields.example``: one example per struct, shown by every operation using it."""
@@ -69,7 +89,7 @@ class StructExamplesPlugin(StructSchemaPlugin):
     ) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
         if (value := example_of(field_definition.type_)) is not None:
-            schema.examples = [value]
+            schema.examples = [_keep_nulls(value)]
         return schema
 
 
