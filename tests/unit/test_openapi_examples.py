@@ -18,7 +18,7 @@ from litestar.handlers import HTTPRouteHandler
 from taskstream.app import create_app
 from taskstream.settings import Settings
 
-METHODS = {"get", "put", "post", "patch", "delete"}
+METHODS = {"get", "head", "put", "post", "patch", "delete"}
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 # Every operation answers these as problem+json (auth, limits and body checks run in middleware).
