@@ -45,7 +45,7 @@ from taskstream.web.browsers import cors_config
 from taskstream.web.client_address import ClientAddress
 from taskstream.web.concurrency_caps import ConcurrencyCaps
 from taskstream.web.dependencies import DEPENDENCIES
-from taskstream.web.docs import DocsAssetsController, docs_render_plugins
+from taskstream.web.docs import DocsAssetsController, StructExamplesPlugin, docs_render_plugins
 from taskstream.web.guard import RequestGuard
 from taskstream.web.health import HealthController
 from taskstream.web.http_metrics import MetricsController, count_response
@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # counts every response, the guard's refusals too (http_metrics.py)
         before_send=[count_response],
         exception_handlers=EXCEPTION_HANDLERS,
+        plugins=[StructExamplesPlugin()],  # struct examples in the OpenAPI (web/docs.py)
         # logging is the process's (cli/logs.py, applied by granian in each worker): Litestar's
         # default config would install a second root handler with another line format
         logging_config=None,

@@ -21,8 +21,9 @@ datetime range cannot be expressed there and is checked by ``RequestStruct.__pos
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 import msgspec.inspect
@@ -138,6 +139,30 @@ def _datetime_fields(cls: type) -> tuple[tuple[str, str], ...]:
     return tuple((f.name, f.encode_name) for f in info.fields if _holds_datetime(f.type))
 
 
+# --- OpenAPI examples ------------------------------------------------------------------------
+
+_StructT = TypeVar("_StructT", bound=msgspec.Struct)
+_EXAMPLES: dict[type, dict[str, Any]] = {}
+
+
+def example(value: dict[str, Any]) -> Callable[[type[_StructT]], type[_StructT]]:
+    """Declare ``value`` (wire form: camelCase, ids and datetimes as strings) the OpenAPI
+    example of the decorated struct, so every operation that takes or returns it shows it
+    (web/docs.py puts it into the struct's component schema). tests/unit/test_openapi_examples.py
+    checks that each example decodes into its struct."""
+
+    def declare(cls: type[_StructT]) -> type[_StructT]:
+        _EXAMPLES[cls] = value
+        return cls
+
+    return declare
+
+
+def example_of(cls: type) -> dict[str, Any] | None:
+    """The example declared on a struct with ``@example`` (None: none declared)."""
+    return _EXAMPLES.get(cls)
+
+
 def pattern_message(message: str) -> str:
     """msgspec's "Expected `str` matching regex '...'" in words a client understands."""
     for pattern, readable in PATTERN_MESSAGES.items():
@@ -162,6 +187,8 @@ __all__ = [
     "Title",
     "Token",
     "Url",
+    "example",
+    "example_of",
     "parse_storable_datetime",
     "pattern_message",
     "storable_datetime_error",

@@ -10,13 +10,12 @@ from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
-from litestar.params import Body, FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth import accounts, admin
 from taskstream.auth.schemas import (
-    EXAMPLES,
     AdminUser,
     AdminUserPage,
     PasswordResetAccepted,
@@ -35,8 +34,6 @@ EMAIL_PREFIX_QUERY = QueryParameter(
     description="Email prefix (any case).",
     examples=[Example(value="ada@")],
 )
-RESET_REQUEST_BODY = Body(examples=[Example(summary="request", value=EXAMPLES["requestReset"])])
-RESET_CONFIRM_BODY = Body(examples=[Example(summary="confirm", value=EXAMPLES["confirmReset"])])
 
 
 class PasswordResetController(Controller):
@@ -55,7 +52,7 @@ class PasswordResetController(Controller):
     async def request_reset(
         self,
         *,
-        data: Annotated[PasswordResetRequest, RESET_REQUEST_BODY],
+        data: JSONBody[PasswordResetRequest],
         state: State,
         trace_id: NamedDependency[str],
     ) -> Response[PasswordResetAccepted]:
@@ -84,7 +81,7 @@ class PasswordResetController(Controller):
     async def confirm(
         self,
         *,
-        data: Annotated[PasswordResetConfirm, RESET_CONFIRM_BODY],
+        data: JSONBody[PasswordResetConfirm],
         db_session: NamedDependency[AsyncSession],
         state: State,
         trace_id: NamedDependency[str],

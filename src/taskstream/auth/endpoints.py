@@ -9,14 +9,13 @@ from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
-from litestar.params import Body, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.auth import accounts, service
 from taskstream.auth.login_guard import LoginGuard
 from taskstream.auth.schemas import (
-    EXAMPLES,
     ChangePasswordRequest,
     LoginRequest,
     LogoutRequest,
@@ -40,9 +39,6 @@ EMAIL_QUERY = QueryParameter(
     description="The exact address (any case).",
     examples=[Example(value="ada@example.com")],
 )
-
-UPDATE_ME_BODY = Body(examples=[Example(summary="rename", value=EXAMPLES["updateMe"])])
-CHANGE_PASSWORD_BODY = Body(examples=[Example(summary="change", value=EXAMPLES["changePassword"])])
 
 
 def _profile(registered: service.RegisteredUser) -> UserResponse:
@@ -196,7 +192,7 @@ class UsersController(Controller):
         *,
         current_user: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
-        data: Annotated[UpdateMeRequest, UPDATE_ME_BODY],
+        data: JSONBody[UpdateMeRequest],
     ) -> UserResponse:
         """Change the caller's display name."""
         return _profile(await accounts.rename_me(db_session, current_user, data.name))
@@ -216,7 +212,7 @@ class UsersController(Controller):
         trace_id: NamedDependency[str],
         state: State,
         request: Request,
-        data: Annotated[ChangePasswordRequest, CHANGE_PASSWORD_BODY],
+        data: JSONBody[ChangePasswordRequest],
     ) -> TokenResponse:
         """Change the password (current one required); ends every other session."""
         pair = await accounts.change_password(

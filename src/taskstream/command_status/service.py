@@ -12,11 +12,20 @@ import msgspec
 from taskstream.command_status.repository import CommandRecord, CommandStatusRepository
 from taskstream.command_status.waiter import SettledListener
 from taskstream.errors import NotFoundError
+from taskstream.fields import example
 from taskstream.principal import Principal
 
 SETTLED = frozenset({"applied", "rejected"})
 
 
+@example(
+    {
+        "commandId": "0192f1e6-3c5d-7e6f-9a71-8293a4b5c6d7",
+        "status": "rejected",
+        "taskId": "0192f1e6-2b4c-7d5e-8f60-718293a4b5c6",
+        "reason": "task not found",
+    }
+)
 class CommandView(msgspec.Struct, rename="camel", omit_defaults=True):
     command_id: uuid.UUID
     status: str

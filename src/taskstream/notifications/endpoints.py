@@ -28,7 +28,7 @@ from taskstream.notifications.schemas import (
     WebhookOut,
 )
 from taskstream.notifications.streams import STREAM_TICKET_PURPOSE, open_stream
-from taskstream.notifications.tickets import STREAM_TICKET_EXAMPLE, issue_stream_ticket
+from taskstream.notifications.tickets import issue_stream_ticket
 from taskstream.principal import Principal
 from taskstream.problems import problem_responses
 from taskstream.web.pagination import DEFAULT_PAGE_SIZE, PageLimit, page_size
@@ -96,7 +96,6 @@ class NotificationController(Controller):
             HTTP_201_CREATED: ResponseSpec(
                 StreamTicketOut,
                 description="A one-time ticket for GET /notifications/stream?ticket=",
-                examples=[STREAM_TICKET_EXAMPLE],
             ),
         },
     )

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Final
 
 from litestar.datastructures import State
-from litestar.openapi.spec import Example
 from litestar.types import Scope
 
 from taskstream.notifications.schemas import StreamTicketOut
@@ -15,15 +13,6 @@ from taskstream.notifications.streams import STREAM_TICKET_PURPOSE
 from taskstream.principal import Principal
 from taskstream.web.authentication import credentials_expiry
 from taskstream.web.tickets import TICKET_TTL_S, TicketGrant, issue_ticket
-
-STREAM_TICKET_EXAMPLE: Final = Example(
-    summary="A ticket for EventSource",
-    value={
-        "ticket": "q4Qm1p0yW3o8H0rj0bZ7eJ9m5xWk2cV1aN6tQe3uRZs",
-        "expiresAt": "2026-12-03T17:01:00Z",
-        "url": "/notifications/stream?ticket=q4Qm1p0yW3o8H0rj0bZ7eJ9m5xWk2cV1aN6tQe3uRZs",
-    },
-)
 
 
 async def issue_stream_ticket(state: State, principal: Principal, scope: Scope) -> StreamTicketOut:

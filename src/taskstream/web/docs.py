@@ -9,10 +9,16 @@ Stoplight Elements) would need their bundles vendored too and add nothing Swagge
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from litestar import Controller, Response, get
+
+# Litestar's own schema for msgspec structs; it ignores struct-level metadata (a Meta on the
+# struct itself), so examples are added by extending it. Private path: a Litestar upgrade that
+# moves it fails tests/unit/test_openapi_examples.py at import, loudly.
+from litestar._openapi.schema_generation.plugins import StructSchemaPlugin
 from litestar.openapi.plugins import (
     JsonRenderPlugin,
     OpenAPIRenderPlugin,
@@ -23,6 +29,12 @@ from litestar.params import FromPath
 from swagger_ui_bundle import swagger_ui_path
 
 from taskstream.errors import NotFoundError
+from taskstream.fields import example_of
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.openapi.spec import Schema
+    from litestar.typing import FieldDefinition
 
 ASSETS_PATH: Final = "/docs-assets"
 ASSETS: Final = {
@@ -47,6 +59,38 @@ def docs_render_plugins() -> list[OpenAPIRenderPlugin]:
         JsonRenderPlugin(),
         YamlRenderPlugin(path=["/openapi.yaml", "/openapi.yml"]),
     ]
+
+
+class _JsonNull(Enum):
+    """``null`` inside an example. Litestar's document writer drops every None from a dict
+    (for its spec objects None means "not set"), which would erase an example's nulls and
+    make it invalid where a nullable field is required; an enum member survives and is
+    written as its value."""
+
+    NULL = None
+
+
+def _keep_nulls(value: Any) -> Any:
+    if value is None:
+        return _JsonNull.NULL
+    if isinstance(value, dict):
+        return {k: _keep_nulls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_keep_nulls(v) for v in value]
+    return value
+
+
+class StructExamplesPlugin(StructSchemaPlugin):
+    """Struct schemas as Litestar builds them, plus the example declared with
+    ``fields.example``: one example per struct, shown by every operation using it."""
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        if (value := example_of(field_definition.type_)) is not None:
+            schema.examples = [_keep_nulls(value)]
+        return schema
 
 
 class DocsAssetsController(Controller):

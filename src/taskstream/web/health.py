@@ -17,6 +17,7 @@ from litestar.datastructures import State
 from redis.asyncio import Redis
 
 from taskstream.errors import ForbiddenError, UnauthorizedError
+from taskstream.fields import example
 from taskstream.infra.lag import total_lag
 from taskstream.infra.probes import probe
 from taskstream.infra.worker_status import WorkerStatus, read_worker_statuses_bounded
@@ -32,6 +33,24 @@ class ServiceState(msgspec.Struct, rename="camel"):
     detail: str
 
 
+@example(
+    {
+        "status": "ok",
+        "services": {
+            "postgres": {
+                "status": "up",
+                "address": "db.internal:5432",
+                "detail": "PostgreSQL 17.2",
+            },
+            "redis": {"status": "up", "address": "redis.internal:6379", "detail": "PONG"},
+            "rabbitmq": {"status": "up", "address": "mq.internal:5672", "detail": "RabbitMQ 4.0.5"},
+            "kafka": {"status": "up", "address": "kafka.internal:9092", "detail": "4 topics"},
+            "workers": {"status": "up", "address": "redis", "detail": "2 worker(s) consuming"},
+        },
+        "consumerLag": 42,
+        "workers": [],
+    }
+)
 class HealthReport(msgspec.Struct, rename="camel"):
     status: str
     services: dict[str, ServiceState]
@@ -119,6 +138,7 @@ async def consumer_lag(settings: Settings) -> int | None:
         return None
 
 
+@example({"status": "up"})
 class Liveness(msgspec.Struct, rename="camel"):
     status: str
 

@@ -18,6 +18,8 @@ import msgspec
 from litestar.datastructures import State
 from sqlalchemy import text
 
+from taskstream.fields import example
+
 logger = logging.getLogger(__name__)
 
 READY_CACHE_S: Final = 1.0
@@ -26,6 +28,7 @@ CHECK_TIMEOUT_S: Final = 1.0
 REQUIRED: Final = ("postgres", "kafka")
 
 
+@example({"status": "ready", "checks": {"postgres": "up", "redis": "up", "kafka": "up"}})
 class Readiness(msgspec.Struct, rename="camel"):
     status: str  # "ready" | "unavailable"
     checks: dict[str, str]  # dependency -> "up" | "down"
