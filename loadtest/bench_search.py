@@ -264,7 +264,7 @@ async def search_figures(args: argparse.Namespace) -> None:
         print(f"\n{args.tasks:,} tasks loaded by COPY in {load_s:.0f} s; table {table_size};")
         print(f"the project filter names the 10th largest project ({project_size:,} tasks).")
         counts = []
-        for shape, terms in shapes.items():
+        for shape, terms in shapes.items() if args.references else ():
             condition, params = tsvector_match(shape, terms[0])
             sql = f"SELECT count(*) FROM tasks t WHERE {condition}"
             counts.append(f"{shape} {terms[0]!r}: {await conn.fetchval(sql, *params):,}")
@@ -273,13 +273,18 @@ async def search_figures(args: argparse.Namespace) -> None:
         def no_q(_shape: str, _term: str) -> tuple[str, list[str]]:
             return "true", []
 
-        ceiling = await measure(conn, no_q, {"page without q": ["-"]}, project, args.reps)
-        floor = await measure(conn, like_match, shapes, project, args.reps)
-        print_latencies("Ceiling: the same page without q", ceiling)
-        print_latencies("No text index: ILIKE by sequential scan / btree walk", floor)
-        for candidate in CANDIDATES:
+        if args.references:
+            ceiling = await measure(conn, no_q, {"page without q": ["-"]}, project, args.reps)
+            floor = await measure(conn, like_match, shapes, project, args.reps)
+            print_latencies("Ceiling: the same page without q", ceiling)
+            print_latencies("No text index: ILIKE by sequential scan / btree walk", floor)
+        for index, candidate in enumerate(CANDIDATES):
+            if args.candidates and str(index) not in args.candidates.split(","):
+                continue
             started = time.perf_counter()
+            await conn.execute("SET statement_timeout = 0")  # a build may take minutes
             await conn.execute(candidate.create)
+            await conn.execute("SET statement_timeout = '60s'")
             build_s = time.perf_counter() - started
             await conn.execute("VACUUM ANALYZE tasks")
             size = await conn.fetchval("SELECT pg_size_pretty(pg_relation_size('bench_search'))")
@@ -325,6 +330,15 @@ async def main() -> int:
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--consumer-commands", type=int, default=50_000)
     parser.add_argument("--skip-consumer", action="store_true")
+    parser.add_argument(
+        "--no-references",
+        dest="references",
+        action="store_false",
+        help="skip match counts, the page without q and the query without an index",
+    )
+    parser.add_argument(
+        "--candidates", default="", help="comma-separated indexes into CANDIDATES (default all)"
+    )
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     await search_figures(args)

@@ -28,8 +28,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 SEARCH_DOCUMENT = (
-    "to_tsvector('simple'::regconfig, (((title)::text || ' '::text) || "
-    "COALESCE(description, ''::text)))"
+    "to_tsvector('simple'::regconfig, (title::text || ' '::text) || "
+    "COALESCE(description, ''::text))"
 )
 DEADLINE_SORT_KEY = "COALESCE(deadline, 'infinity'::timestamp with time zone)"
 

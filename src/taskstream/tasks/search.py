@@ -19,11 +19,11 @@ from typing import Final
 from taskstream.errors import FieldError, ValidationFailedError
 
 SEARCH_CONFIG: Final = "simple"
-# The indexed document. Written as PostgreSQL prints it back (``pg_get_indexdef``), so the
-# model, the migration and the Prisma-like schema all carry this one string.
+# The indexed document. Written as Alembic reads it back from PostgreSQL, so `alembic check`
+# sees no drift and the model, the migration and the Prisma-like schema carry one string.
 SEARCH_DOCUMENT: Final = (
-    "to_tsvector('simple'::regconfig, (((title)::text || ' '::text) || "
-    "COALESCE(description, ''::text)))"
+    "to_tsvector('simple'::regconfig, (title::text || ' '::text) || "
+    "COALESCE(description, ''::text))"
 )
 MAX_QUERY_LENGTH: Final = 200
 MAX_PREFIX_TERMS: Final = 8
