@@ -57,8 +57,6 @@ SORT_INDEXES = (
     "ix_tasks_project_id_updated_at_id",
     "ix_tasks_project_id_priority_id",
     "ix_tasks_project_deadline",
-    "ix_tasks_created_by",
-    "ix_tasks_reviewer_id",
 )
 TRIGRAM_INDEX = (
     "CREATE INDEX ix_tasks_search_trgm ON tasks USING gin "

@@ -5,8 +5,8 @@
   BENCHMARKS.md ("Task search").
 - keyset sorts within a project: (project_id, updated_at, id), (project_id, priority, id) and
   (project_id, coalesce(deadline, 'infinity'), id) (no deadline sorts as infinitely far).
-- (created_by), (reviewer_id): the createdBy / reviewerId filters across projects; also what
-  ON DELETE of a user needs instead of a scan of tasks.
+- no index for the createdBy / reviewerId / updatedSince / overdue filters: within a project
+  they filter the rows of the sort index; each btree costs every task insert (BENCHMARKS.md).
 
 Plain CREATE INDEX (not CONCURRENTLY: Alembic runs in a transaction): it blocks writes to
 ``tasks`` (not reads) while it runs; the GIN build is the long one (about a minute per million
@@ -37,8 +37,6 @@ INDEXES = (
     ("ix_tasks_project_id_updated_at_id", "(project_id, updated_at, id)"),
     ("ix_tasks_project_id_priority_id", "(project_id, priority, id)"),
     ("ix_tasks_project_deadline", f"(project_id, ({DEADLINE_SORT_KEY}), id)"),
-    ("ix_tasks_created_by", "(created_by)"),
-    ("ix_tasks_reviewer_id", "(reviewer_id)"),
     ("ix_tasks_search", f"USING gin (({SEARCH_DOCUMENT}))"),
 )
 

@@ -39,9 +39,6 @@ class Task(Base):
         Index(None, "project_id", "updated_at", "id"),
         Index(None, "project_id", "priority", "id"),
         Index("ix_tasks_project_deadline", "project_id", text(DEADLINE_SORT_KEY), "id"),
-        # Filters by person across projects; also what ON DELETE of a user needs.
-        Index(None, "created_by"),
-        Index(None, "reviewer_id"),
         # Full-text search over title and description (``tasks/search.py``).
         Index("ix_tasks_search", text(SEARCH_DOCUMENT), postgresql_using="gin"),
         Index(
