@@ -31,6 +31,8 @@ MAX_PREFIX_TERMS: Final = 8
 # A prefix term: letters and digits only (nothing a tsquery could read as an operator).
 _PREFIX = re.compile(r"(?<![^\s\"(])([^\W_]+)\*")
 _SEARCHABLE = re.compile(r"[^\W_]")
+# An excluded term (websearch syntax: "-" at the start of a term).
+_EXCLUDED = re.compile(r"(?:^|(?<=\s))-\S*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,11 @@ def parse_search(q: str | None) -> TextSearch | None:
             [FieldError("q", f"must hold at most {MAX_PREFIX_TERMS} prefix terms (word*)")]
         )
     words = _PREFIX.sub(" ", q)
+    if not prefixes and not _SEARCHABLE.search(_EXCLUDED.sub(" ", words)):
+        # Only exclusions: nearly every task matches and no index can find them (a scan).
+        raise ValidationFailedError(
+            [FieldError("q", "must include a word to find, not only excluded (-word) ones")]
+        )
     return TextSearch(
         words=words,
         prefixes=" & ".join(f"'{p}':*" for p in prefixes) if prefixes else None,

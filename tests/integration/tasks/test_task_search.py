@@ -163,6 +163,8 @@ async def test_q_searches_title_and_description_with_the_other_filters(
     assert await found(q='"times out"') == {str(login.id)}
     assert await found(q='"out times"') == set()
     assert await found(q="login -android") == {str(deploy.id)}
+    assert await found(q="deploy* -android") == {str(deploy.id)}
+    assert await found(q="login-android") == set()  # a hyphenated word, not an exclusion
     assert await found(q="android or dark") == {str(login.id), str(other.id)}
     assert await found(q="deploy*") == {str(deploy.id)}
     assert await found(q="deploy") == set()  # whole words unless marked as a prefix
@@ -219,7 +221,7 @@ async def test_hostile_q_is_answered_never_500(client, alice, q):
         assert_field_error(response, "q")
 
 
-@pytest.mark.parametrize("q", ["'", ":*", "&!", "-", "()", "***"])
+@pytest.mark.parametrize("q", ["'", ":*", "&!", "-", "()", "***", "-login", "-a -b", " -x"])
 async def test_q_without_a_letter_or_digit_is_422(client, alice, q):
     response = await client.get("/tasks", params={"q": q}, headers=alice.headers)
     assert_field_error(response, "q")
