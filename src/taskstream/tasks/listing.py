@@ -1,8 +1,9 @@
 """How ``GET /tasks`` pages: the filters, the sort orders and the opaque cursors.
 
 Every sort is a keyset on (sort key, id), so a page is an index range scan however deep the
-client pages, and a task changing while someone pages moves, but is never returned twice within
-one ordering position. A cursor names its sort and a digest of the filters it was made under:
+client pages, and every task whose sort key does not change meanwhile is returned exactly once
+(one whose key changes moves: it may be seen twice or not at all, as with any keyset). A cursor
+names its sort and a digest of the filters it was made under:
 used with another sort or other filters it would silently skip or repeat tasks, so it is a 422.
 """
 
