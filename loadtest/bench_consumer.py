@@ -10,6 +10,12 @@
    the client (a LISTEN connection), p50/p99.
 
 Uses its own database, topics and group; prints a markdown table.
+
+``--realistic-text`` gives every task a Zipf-distributed title and description
+(``loadtest/task_text.py``) instead of "bench task N", and ``--search-index`` swaps the task
+indexes of migration 0008 (``none``: without them; ``sorts``: without the full-text index;
+``trgm``: a pg_trgm index in its place), so the write cost of an index shows in the apply rate.
+``--skip-e2e`` leaves out part 3.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from loadtest.task_text import TaskText
 from taskstream.command_status.records import COMMANDS_CHANNEL
 from taskstream.infra.probes import asyncpg_dsn
 from taskstream.infra.scratch import create_database, drop_database, isolated_settings
@@ -45,6 +52,41 @@ from taskstream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = uuid.uuid4().hex[:8]
+
+SORT_INDEXES = (
+    "ix_tasks_project_id_updated_at_id",
+    "ix_tasks_project_id_priority_id",
+    "ix_tasks_project_deadline",
+)
+TRIGRAM_INDEX = (
+    "CREATE INDEX ix_tasks_search_trgm ON tasks USING gin "
+    "((title || ' ' || coalesce(description, '')) gin_trgm_ops)"
+)
+
+
+async def swap_search_indexes(dsn: str, variant: str) -> None:
+    """Adjust the migrated indexes of ``tasks`` to ``variant`` (see the module docstring)."""
+    if variant == "migrated":
+        return
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP INDEX ix_tasks_search")
+        if variant == "none":
+            for name in SORT_INDEXES:
+                await conn.execute(f"DROP INDEX {name}")
+        elif variant == "trgm":
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            await conn.execute(TRIGRAM_INDEX)
+    finally:
+        await conn.close()
+
+
+def texts(n: int, realistic: bool) -> list[tuple[str, str | None]]:
+    """(title, description) of the i-th benchmark task."""
+    if not realistic:
+        return [(f"bench task {i}", None) for i in range(n)]
+    draw = TaskText()
+    return [(draw.title(), draw.description()) for _ in range(n)]
 
 
 def bench_settings(partitions: int) -> Settings:
@@ -82,7 +124,13 @@ async def seed_project(dsn: str) -> tuple[uuid.UUID, uuid.UUID]:
     return user, project
 
 
-async def prefill(settings: Settings, user: uuid.UUID, project: uuid.UUID, n: int) -> float:
+async def prefill(
+    settings: Settings,
+    user: uuid.UUID,
+    project: uuid.UUID,
+    n: int,
+    text: list[tuple[str, str | None]],
+) -> float:
     producer = new_producer(settings.kafka, linger_ms=10)
     await producer.start()
     actor = Actor(user_id=user)
@@ -90,8 +138,9 @@ async def prefill(settings: Settings, user: uuid.UUID, project: uuid.UUID, n: in
     try:
         pending = []
         for i in range(n):
+            title, description = text[i]
             command = new_command(
-                CreateTask(project_id=project, title=f"bench task {i}"),
+                CreateTask(project_id=project, title=title, description=description),
                 actor=actor,
                 task_id=uuid.uuid4(),
             )
@@ -145,12 +194,21 @@ async def measure_apply_rate(dsn: str, n: int, timeout_s: float) -> tuple[float,
         await conn.close()
 
 
-async def ceiling(dsn: str, user: uuid.UUID, project: uuid.UUID, n: int, batch: int) -> float:
+async def ceiling(
+    dsn: str,
+    user: uuid.UUID,
+    project: uuid.UUID,
+    batch: int,
+    text: list[tuple[str, str | None]],
+) -> float:
     """Raw asyncpg, the same five rows per command, one transaction per batch."""
     now = datetime.now(UTC)
+    n = len(text)
     batches = []
     for start in range(0, n, batch):
         size = min(batch, n - start)
+        titles = [title for title, _ in text[start : start + size]]
+        descriptions = [description for _, description in text[start : start + size]]
         commands = [uuid.uuid4() for _ in range(size)]
         tasks = [uuid.uuid4() for _ in range(size)]
         after = '{"title":"bench","status":"todo","priority":"medium","version":1}'
@@ -168,11 +226,11 @@ async def ceiling(dsn: str, user: uuid.UUID, project: uuid.UUID, n: int, batch: 
             )
             for t in tasks
         ]
-        batches.append((commands, tasks, after, payloads))
+        batches.append((commands, tasks, after, payloads, titles, descriptions))
     conn = await asyncpg.connect(dsn)
     started = time.perf_counter()
     try:
-        for commands, tasks, after, payloads in batches:
+        for commands, tasks, after, payloads, titles, descriptions in batches:
             size = len(commands)
             async with conn.transaction():
                 await conn.execute(
@@ -181,11 +239,14 @@ async def ceiling(dsn: str, user: uuid.UUID, project: uuid.UUID, n: int, batch: 
                     commands,
                 )
                 await conn.execute(
-                    "INSERT INTO tasks (id, project_id, title, created_by) "
-                    "SELECT t, $2, 'bench', $3 FROM unnest($1::uuid[]) t",
+                    "INSERT INTO tasks (id, project_id, title, description, created_by) "
+                    "SELECT t, $2, title, description, $3 "
+                    "FROM unnest($1::uuid[], $4::text[], $5::text[]) AS u(t, title, description)",
                     tasks,
                     project,
                     user,
+                    titles,
+                    descriptions,
                 )
                 await conn.execute(
                     "INSERT INTO task_events (task_id, project_id, command_id, actor_id, "
@@ -323,6 +384,11 @@ async def main() -> int:
     )
     parser.add_argument("--e2e-rate", type=int, default=200)
     parser.add_argument("--e2e-seconds", type=float, default=20)
+    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--realistic-text", action="store_true")
+    parser.add_argument(
+        "--search-index", choices=("migrated", "none", "sorts", "trgm"), default="migrated"
+    )
     args = parser.parse_args()
     settings = bench_settings(args.partitions)
     log_dir = ROOT / ".taskstream" / f"bench-consumer-{RUN}"
@@ -332,17 +398,21 @@ async def main() -> int:
     consumers: list[subprocess.Popen[bytes]] = []
     try:
         await ensure_topics(settings.kafka)
+        await swap_search_indexes(dsn, args.search_index)
         user, project = await seed_project(dsn)
-        produce_rate = await prefill(settings, user, project, args.commands)
+        text = texts(args.commands, args.realistic_text)
+        produce_rate = await prefill(settings, user, project, args.commands, text)
         consumers = [
             spawn(settings, "consume", log=log_dir / f"consumer-{index}.log")
             for index in range(args.processes)
         ]
         rate, join_s = await measure_apply_rate(dsn, args.commands, timeout_s=600)
-        ceiling_rate = await ceiling(
-            dsn, user, project, args.commands, settings.kafka.max_batch_size
+        ceiling_rate = await ceiling(dsn, user, project, settings.kafka.max_batch_size, text)
+        latencies = (
+            []
+            if args.skip_e2e
+            else await end_to_end(settings, args.e2e_rate, args.e2e_seconds, log_dir)
         )
-        latencies = await end_to_end(settings, args.e2e_rate, args.e2e_seconds, log_dir)
     finally:
         for consumer in consumers:
             consumer.terminate()
@@ -358,6 +428,9 @@ async def main() -> int:
     print(f"| **apply rate, {who}** | **{rate:,.0f} commands/s** |")
     print(f"| raw asyncpg ceiling, same rows | {ceiling_rate:,.0f} commands/s |")
     print(f"| apply rate / ceiling | {rate / ceiling_rate:.0%} |")
+    print(f"| task indexes, text | {args.search_index}, realistic={args.realistic_text} |")
+    if args.skip_e2e:
+        return 0
     load = f"{args.e2e_rate}/s for {args.e2e_seconds:.0f} s ({offered} POST /tasks)"
     print(f"| e2e offered load | {load} |")
     if latencies:

@@ -100,7 +100,23 @@ def _list(args: str, key: str | None = None) -> tuple[str, ...]:
     else:
         match = re.match(r"\s*\[([^\]]*)\]", args)
         source = match.group(1) if match else ""
-    return tuple(part.strip() for part in source.split(",") if part.strip())
+    return tuple(part.strip() for part in _top_level_split(source) if part.strip())
+
+
+def _top_level_split(source: str) -> list[str]:
+    """Split at commas outside parentheses and quotes: an index may list an expression such
+    as ``COALESCE(deadline, 'infinity')``."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, char in enumerate(source):
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "()":
+            depth += 1 if char == "(" else -1
+        elif not quoted and depth == 0 and char == ",":
+            parts.append(source[start:i])
+            start = i + 1
+    parts.append(source[start:])
+    return parts
 
 
 def _named(args: str, key: str) -> str | None:

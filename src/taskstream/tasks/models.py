@@ -22,6 +22,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from taskstream.db import Base, created_at_column, pg_enum
 from taskstream.enums import CommandState, ReviewVerdict, TaskPriority, TaskStatus
+from taskstream.tasks.search import SEARCH_DOCUMENT
+
+# "No deadline" sorts as a deadline infinitely far away (last ascending, first descending), so
+# one keyset condition and one index serve both directions. Spelled as PostgreSQL prints it.
+DEADLINE_SORT_KEY = "COALESCE(deadline, 'infinity'::timestamp with time zone)"
 
 
 class Task(Base):
@@ -30,6 +35,12 @@ class Task(Base):
         # Keyset pagination within a project: ORDER BY created_at, id.
         Index(None, "project_id", "created_at", "id"),
         Index(None, "assignee_id"),
+        # The other list sorts within a project (keyset on (key, id), both directions).
+        Index(None, "project_id", "updated_at", "id"),
+        Index(None, "project_id", "priority", "id"),
+        Index("ix_tasks_project_deadline", "project_id", text(DEADLINE_SORT_KEY), "id"),
+        # Full-text search over title and description (``tasks/search.py``).
+        Index("ix_tasks_search", text(SEARCH_DOCUMENT), postgresql_using="gin"),
         Index(
             "ix_tasks_deadline_open",
             "deadline",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
 from litestar.params import FromPath, FromQuery, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +18,7 @@ from taskstream.errors import FieldError, ValidationFailedError
 from taskstream.fields import (
     CURSOR_QUERY,
     DATETIME_DESCRIPTION,
+    NO_NUL,
     AwareDatetime,
     Cursor,
     storable_datetime_error,
@@ -27,8 +26,8 @@ from taskstream.fields import (
 from taskstream.principal import Principal
 from taskstream.problems import problem_responses
 from taskstream.tasks import service
+from taskstream.tasks.listing import TaskFilter, TaskSort, decode_cursor, encode_cursor
 from taskstream.tasks.models import Task
-from taskstream.tasks.read_repository import TaskFilter
 from taskstream.tasks.schemas import (
     ActivityPoint,
     ProjectStatsResponse,
@@ -36,38 +35,26 @@ from taskstream.tasks.schemas import (
     TaskPage,
     TaskResponse,
 )
+from taskstream.tasks.search import MAX_QUERY_LENGTH, parse_search
 from taskstream.tasks.stats import TASK_STATUSES
 from taskstream.web.pagination import DEFAULT_PAGE_SIZE, PageLimit, page_size
 
 ACTIVITY_MINUTES = 60
+Q_DESCRIPTION = (
+    "Full-text search over title and description (whole words, any case): words are all "
+    'required, "a phrase" in order, `or` between words for either, `-word` excludes, `word*` '
+    "matches words starting with it."
+)
 
 
 def _task(task: Task) -> TaskResponse:
     return TaskResponse(**{name: getattr(task, name) for name in TaskResponse.__struct_fields__})
 
 
-def encode_cursor(task: Task) -> str:
-    raw = msgspec.json.encode([task.created_at, task.id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The (created_at, id) position a cursor names; 422 for anything ``encode_cursor`` could
-    not have produced (a crafted cursor must not reach SQL with an unstorable datetime)."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, task_id = msgspec.json.decode(raw, type=tuple[datetime, uuid.UUID])
-    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ValidationFailedError([FieldError("cursor", "is not a valid cursor")]) from exc
-    if storable_datetime_error(created_at) is not None:
-        raise ValidationFailedError([FieldError("cursor", "is not a valid cursor")])
-    return created_at, task_id
-
-
-def _due_before(value: datetime | None) -> datetime | None:
+def _storable(name: str, value: datetime | None) -> datetime | None:
     # Query parameters are not structs, so the datetime rule of RequestStruct is applied here.
     if value is not None and (error := storable_datetime_error(value)) is not None:
-        raise ValidationFailedError([FieldError("dueBefore", error)])
+        raise ValidationFailedError([FieldError(name, error)])
     return value
 
 
@@ -93,19 +80,54 @@ class TaskReadRoutes(Controller):
             AwareDatetime | None,
             QueryParameter(name="dueBefore", description=DATETIME_DESCRIPTION),
         ] = None,
+        created_by: Annotated[uuid.UUID | None, QueryParameter(name="createdBy")] = None,
+        reviewer_id: Annotated[uuid.UUID | None, QueryParameter(name="reviewerId")] = None,
+        updated_since: Annotated[
+            AwareDatetime | None,
+            QueryParameter(name="updatedSince", description=DATETIME_DESCRIPTION),
+        ] = None,
+        overdue: Annotated[
+            bool,
+            QueryParameter(description="true: only open tasks whose deadline has passed"),
+        ] = False,
+        q: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=MAX_QUERY_LENGTH,
+                pattern=NO_NUL,
+                description=Q_DESCRIPTION,
+                examples=[Example(value='login "time out" -android deplo*')],
+            ),
+        ] = None,
+        sort: Annotated[
+            TaskSort,
+            QueryParameter(description="Order; `-` for descending. Ties: by task id."),
+        ] = TaskSort.CREATED_AT,
         limit: PageLimit = DEFAULT_PAGE_SIZE,
         cursor: Annotated[Cursor | None, QueryParameter(**CURSOR_QUERY)] = None,
     ) -> TaskPage:
-        """Tasks in the caller's projects, filtered, oldest first, keyset-paginated."""
-        filters = TaskFilter(project_id, status, assignee_id, priority, _due_before(due_before))
+        """Tasks in the caller's projects, filtered and searched, sorted, keyset-paginated."""
+        filters = TaskFilter(
+            project_id=project_id,
+            status=status,
+            assignee_id=assignee_id,
+            priority=priority,
+            due_before=_storable("dueBefore", due_before),
+            created_by=created_by,
+            reviewer_id=reviewer_id,
+            updated_since=_storable("updatedSince", updated_since),
+            overdue=overdue,
+            search=parse_search(q),
+        )
         items, more = await service.list_tasks(
             db_session,
             current_user,
             filters,
-            after=decode_cursor(cursor) if cursor else None,
+            sort=sort,
+            after=decode_cursor(cursor, sort, filters) if cursor else None,
             limit=page_size(limit, state.settings.api),
         )
-        next_cursor = encode_cursor(items[-1]) if more else None
+        next_cursor = encode_cursor(items[-1], sort, filters) if more else None
         return TaskPage(items=[_task(t) for t in items], next_cursor=next_cursor)
 
     @get("/{task_id:uuid}", operation_id="getTask", responses=problem_responses())

@@ -53,13 +53,9 @@ from taskstream.principal import Principal
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.service import require_project_role, role_at_least
 from taskstream.tasks.assignees import require_project_members
+from taskstream.tasks.listing import Position, TaskFilter, TaskSort
 from taskstream.tasks.models import Task
-from taskstream.tasks.read_repository import (
-    ProjectStatsRow,
-    TaskFilter,
-    TaskOwnership,
-    TaskReadRepository,
-)
+from taskstream.tasks.read_repository import ProjectStatsRow, TaskOwnership, TaskReadRepository
 from taskstream.tasks.schemas import (
     AcceptedItem,
     AssignTaskRequest,
@@ -394,16 +390,19 @@ async def list_tasks(
     principal: Principal,
     filters: TaskFilter,
     *,
-    after: tuple[datetime, uuid.UUID] | None,
+    sort: TaskSort = TaskSort.CREATED_AT,
+    after: Position | None,
     limit: int,
 ) -> tuple[Sequence[Task], bool]:
-    """A page of tasks in the caller's projects (all for an admin), oldest first, and whether
-    more follow."""
+    """A page of tasks in the caller's projects (all for an admin) matching ``filters``, in
+    ``sort`` order after ``after``, and whether more follow. A project filter naming a project
+    the caller is not a member of is 404, like a project that does not exist."""
     if filters.project_id is not None:
         await require_project_role(session, principal, filters.project_id)
     rows = await TaskReadRepository.from_session(session).page(
         filters,
         member_id=None if principal.is_admin else principal.user_id,
+        sort=sort,
         after=after,
         limit=limit + 1,
     )
