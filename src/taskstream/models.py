@@ -1,5 +1,6 @@
 """Every model, imported once so ``Base.metadata`` is complete (Alembic, schema tests)."""
 
+from taskstream.attachments.models import Attachment, Blob, UploadSession
 from taskstream.auth.models import RefreshSession, User
 from taskstream.db import Base
 from taskstream.notifications.models import (
@@ -24,6 +25,9 @@ from taskstream.tasks.models import (
 metadata = Base.metadata
 
 __all__ = [
+    "Attachment",
+    "Blob",
+    "UploadSession",
     "Base",
     "CommandStatus",
     "EmailDelivery",
