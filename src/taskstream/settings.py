@@ -43,6 +43,9 @@ class KafkaSettings(BaseModel):
     task_commands_topic: str = "task-commands"
     task_commands_dlq_topic: str = "task-commands.dlq"
     task_events_topic: str = "task-events"
+    # `attachment.uploaded` commands (keyed by attachment id) and the group that processes them
+    attachment_commands_topic: str = "attachment-commands"
+    attachments_consumer_group: str = "taskstream-attachments"
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     consumer_group: str = "taskstream-appliers"
