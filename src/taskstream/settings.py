@@ -205,6 +205,32 @@ class OtelSettings(BaseModel):
     sample_ratio: float = Field(default=1.0, ge=0, le=1)
 
 
+class AttachmentSettings(BaseModel):
+    """Task attachments: where objects live, how they are scanned, and the size bounds."""
+
+    # ``file:///abs/dir`` or ``s3://bucket/prefix``; unset: ``<infra.state_dir>/attachments``
+    # (filled in by Settings). ``s3_endpoint`` names a non-AWS S3 API (MinIO, moto).
+    storage_url: str | None = None
+    s3_endpoint: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    # Plain http to the S3 endpoint (MinIO on a private network, moto in tests).
+    s3_allow_http: bool = False
+    # ``tcp://host:port`` or ``unix:///path/to/clamd.ctl``.
+    clamd_address: str = "tcp://127.0.0.1:3310"
+    # Per socket operation (connect, each chunk sent, the verdict read), not per file.
+    scan_timeout_s: float = Field(default=30.0, gt=0)
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    project_quota_bytes: int = Field(default=10 * 1024 * 1024 * 1024, ge=1)
+    # Largest PATCH body of a resumable upload session.
+    chunk_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    upload_session_ttl_s: int = Field(default=24 * 3600, ge=60)
+    image_max_px: int = Field(default=2048, ge=16)
+    thumbnail_px: int = Field(default=256, ge=16)
+    download_link_ttl_s: int = Field(default=300, ge=10)
+
+
 class InfraSettings(BaseModel):
     state_dir: Path = Path(".taskstream")
 
@@ -233,11 +259,19 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     otel: OtelSettings = OtelSettings()
     infra: InfraSettings = InfraSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
 
     @model_validator(mode="after")
     def _standard_otel_endpoint(self) -> Settings:
         if self.otel.endpoint is None:
             self.otel.endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+        return self
+
+    @model_validator(mode="after")
+    def _local_attachment_store(self) -> Settings:
+        if not self.attachments.storage_url:
+            directory = (self.infra.state_dir / "attachments").resolve()
+            self.attachments.storage_url = directory.as_uri()
         return self
 
     @model_validator(mode="after")

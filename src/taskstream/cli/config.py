@@ -22,6 +22,8 @@ SECTION_HELP = {
     "smtp": "Outgoing email for notifications",
     "otel": "OpenTelemetry trace export over OTLP/HTTP (no endpoint: nothing exported, no SDK "
     "loaded; OTEL_EXPORTER_OTLP_ENDPOINT is used when the endpoint is unset)",
+    "attachments": "Task attachments: object store URL (file:// or s3://), S3 credentials, "
+    "clamd address, upload size bounds, image sizes",
     "infra": "`taskstream infra`: where logs and pids of locally started services live",
 }
 
