@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from litestar import Litestar
@@ -14,6 +15,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
+from taskstream.attachments.endpoints import CONTROLLERS as ATTACHMENT_CONTROLLERS
+from taskstream.attachments.service import AttachmentService
+from taskstream.attachments.storage import open_store
+from taskstream.attachments.uploads import UploadService
 from taskstream.auth.endpoints import AuthController, UsersController
 from taskstream.auth.login_guard import LoginGuard
 from taskstream.auth.tokens import TokenCodec
@@ -70,7 +75,16 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     access = ProjectAccessCache(session_factory)
     live_hub = LiveHub(settings.redis.url)
     user_status = UserStatusCache(session_factory)
+    store = open_store(settings.attachments)
     app.state.update(
+        attachment_store=store,
+        attachments=AttachmentService(settings, store, session_factory),
+        attachment_uploads=UploadService(
+            settings,
+            store,
+            session_factory,
+            partial(publisher.publish_records, settings.kafka.attachment_commands_topic),
+        ),
         engine=engine,
         session_factory=session_factory,
         redis=redis,
@@ -98,6 +112,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await live_hub.close()
+        await store.close()
         await access.close()
         await user_status.close()
         await publisher.stop()
@@ -122,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         CommandController,
         *NOTIFICATION_CONTROLLERS,
         *OPS_CONTROLLERS,
+        *ATTACHMENT_CONTROLLERS,
         DocsAssetsController,
     ]
     app = Litestar(

@@ -170,6 +170,9 @@ EVENT_TYPES: Final = (
     "task.completed",
     "task.deleted",
     "task.overdue",
+    "attachment.ready",
+    "attachment.quarantined",
+    "attachment.failed",
 )
 EVENT_VERSION: Final = 1
 

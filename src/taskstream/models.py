@@ -26,9 +26,8 @@ metadata = Base.metadata
 
 __all__ = [
     "Attachment",
-    "Blob",
-    "UploadSession",
     "Base",
+    "Blob",
     "CommandStatus",
     "EmailDelivery",
     "InboxEntry",
@@ -43,6 +42,7 @@ __all__ = [
     "Task",
     "TaskEvent",
     "TaskReview",
+    "UploadSession",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

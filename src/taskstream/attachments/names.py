@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from typing import Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 MAX_NAME_CHARS: Final = 255
 _STORAGE_BYTES: Final = 200
@@ -53,3 +53,23 @@ def content_disposition(name: str, *, inline: bool = False) -> str:
     fallback = _ASCII_FALLBACK.sub("_", safe) or "file"
     kind = "inline" if inline else "attachment"
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+_FILENAME_STAR: Final = re.compile(r"filename\*\s*=\s*([\w!#$&+.^`|~-]+)'[\w-]*'([^;\s]+)", re.I)
+_FILENAME: Final = re.compile(r'filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))', re.I)
+
+
+def name_from_disposition(header: str | None) -> str | None:
+    """The file name a ``Content-Disposition`` request header gives (``filename*`` first)."""
+    if not header:
+        return None
+    if match := _FILENAME_STAR.search(header):
+        charset, value = match.groups()
+        try:
+            return unquote(value, encoding=charset, errors="strict")
+        except (LookupError, UnicodeDecodeError):
+            return None
+    if match := _FILENAME.search(header):
+        quoted, bare = match.groups()
+        return re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+    return None

@@ -91,7 +91,11 @@ def served_type(declared: str | None, sniffed: str | None) -> str:
     bare = media_type(declared)
     if not consistent(bare, sniffed):
         return OCTET_STREAM
-    chosen = bare if bare not in _GENERIC and sniffed in (None, "application/zip", "text/plain") else sniffed
+    chosen = (
+        bare
+        if bare not in _GENERIC and sniffed in (None, "application/zip", "text/plain")
+        else sniffed
+    )
     if chosen is None or (sniffed is None and chosen == bare):
         # unknown bytes: never served as a type only the uploader vouches for
         return OCTET_STREAM

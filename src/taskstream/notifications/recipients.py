@@ -21,6 +21,7 @@ REVIEWER = "reviewerId"
 CREATOR = "createdBy"
 PREVIOUS_ASSIGNEE = "previousAssigneeId"
 SUBJECT_USER = "userId"  # project.member_added / user.created
+UPLOADER = "uploaderId"  # attachment.*
 MANAGERS = "managers"
 
 RULES: Final[dict[str, tuple[str, ...]]] = {
@@ -37,6 +38,10 @@ RULES: Final[dict[str, tuple[str, ...]]] = {
     "task.completed": (ASSIGNEE, REVIEWER, CREATOR, MANAGERS),
     "task.deleted": (ASSIGNEE, REVIEWER, CREATOR),
     "task.overdue": (ASSIGNEE, MANAGERS),
+    # the processing consumer is the actor (none): the uploader hears too
+    "attachment.ready": (UPLOADER, ASSIGNEE, REVIEWER, CREATOR),
+    "attachment.quarantined": (UPLOADER, ASSIGNEE, REVIEWER, CREATOR),
+    "attachment.failed": (UPLOADER,),
 }
 
 # Channel defaults when a user has no explicit preference row. In-app is on for everything a

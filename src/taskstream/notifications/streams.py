@@ -76,9 +76,12 @@ async def live_events(
                 if payload == CLOSED:
                     yield _end("reconnect")
                     return
-                event_id = str(msgspec.json.decode(payload).get("id", ""))
+                decoded = msgspec.json.decode(payload)
+                # other live messages (attachment progress) name their own event type
                 yield ServerSentEventMessage(
-                    data=payload.decode(), event="notification", id=event_id
+                    data=payload.decode(),
+                    event=str(decoded.get("sseEvent", "notification")),
+                    id=str(decoded.get("id", "")),
                 )
     finally:
         SSE_STREAMS_OPEN.dec()

@@ -19,9 +19,21 @@ TITLES: Final[dict[str, str]] = {
     "task.completed": "Task completed: {title}",
     "task.deleted": "Task deleted: {title}",
     "task.overdue": "Task overdue: {title}",
+    "attachment.ready": "Attachment ready: {name}",
+    "attachment.quarantined": "Attachment quarantined (infected): {name}",
+    "attachment.failed": "Attachment failed: {name}",
 }
 
-LINK_KEYS: Final = ("taskId", "projectId", "status", "assigneeId", "reviewerId", "userId", "role")
+LINK_KEYS: Final = (
+    "taskId",
+    "projectId",
+    "status",
+    "assigneeId",
+    "reviewerId",
+    "userId",
+    "role",
+    "attachmentId",
+)
 
 
 class _Missing(dict[str, Any]):
