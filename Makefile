@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 LOADTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install chromium run test lint format bench fuzz loadtest loadtest-ui infra-up infra-down infra-status migrate clean
+.PHONY: help install chromium clamav run test lint format bench fuzz loadtest loadtest-ui infra-up infra-down infra-status migrate clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -45,7 +45,18 @@ chromium: ## Install Debian's chromium + chromium-driver (apt, as root) when abs
 	      { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }; \
 	  fi; }
 
-test: infra-up chromium ## Run the whole test suite against real services (installs Chromium if absent)
+# The attachment scanner tests and `infra up` use Debian's clamd (with the EICAR database the
+# package ships); the Debian package's own services are not used.
+clamav: ## Install Debian's clamav-daemon (apt, as root) when clamd is absent
+	@command -v clamd >/dev/null 2>&1 || test -x /usr/sbin/clamd || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "clamd is missing: run: sudo apt-get update && sudo apt-get install -y clamav-daemon"; \
+	  else \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon || \
+	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon; }; \
+	  fi; }
+
+test: clamav infra-up chromium ## Run the whole test suite against real services (installs Chromium and clamd if absent)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install ## ruff format check, ruff lint, mypy on src/

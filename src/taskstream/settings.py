@@ -219,6 +219,10 @@ class AttachmentSettings(BaseModel):
     s3_allow_http: bool = False
     # ``tcp://host:port`` or ``unix:///path/to/clamd.ctl``.
     clamd_address: str = "tcp://127.0.0.1:3310"
+    # Signature databases of the clamd that `taskstream infra up` starts: unset, the EICAR-only
+    # database shipped with the package (development, tests); freshclam's (/var/lib/clamav)
+    # for real protection.
+    clamav_database_dir: Path | None = None
     # Per socket operation (connect, each chunk sent, the verdict read), not per file.
     scan_timeout_s: float = Field(default=30.0, gt=0)
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1)

@@ -101,6 +101,19 @@ class ClamdScanner:
         finally:
             writer.close()
 
+    async def version(self) -> str:
+        """clamd's VERSION answer (engine and database version), for status pages."""
+        reader, writer = await self._connect()
+        try:
+            await self._send(writer, b"zVERSION\0")
+            reply = await self._reply(reader, quiet=False)
+        except (ConnectionError, TimeoutError) as error:
+            raise ScannerUnavailable(f"clamd at {self.address}: {error!r}") from error
+        finally:
+            writer.close()
+        assert reply is not None
+        return reply
+
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
             if self._tcp is not None:

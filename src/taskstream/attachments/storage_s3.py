@@ -42,6 +42,10 @@ _RETRY = {
     "retry_timeout": timedelta(seconds=10),
     "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1)},
 }
+# obstore raises Python's FileNotFoundError (or its own NotFoundError) for a missing object,
+# other OSErrors (PermissionError, ConnectionError, TimeoutError) or its BaseError otherwise.
+_NOT_FOUND = (FileNotFoundError, NotFoundError)
+_UNAVAILABLE = (BaseError, OSError)
 _CLIENT = {"connect_timeout": timedelta(seconds=3), "timeout": timedelta(seconds=60)}
 
 
@@ -63,8 +67,9 @@ class S3ObjectStore:
             config["endpoint"] = settings.s3_endpoint
         if settings.s3_access_key_id:
             config["access_key_id"] = settings.s3_access_key_id
-        if settings.s3_secret_access_key is not None:
-            config["secret_access_key"] = settings.s3_secret_access_key.get_secret_value()
+        secret = settings.s3_secret_access_key
+        if secret is not None and secret.get_secret_value():
+            config["secret_access_key"] = secret.get_secret_value()
         client = dict(_CLIENT, allow_http=settings.s3_allow_http)
         prefix = url.path.strip("/") or None
         store = S3Store(
@@ -89,7 +94,7 @@ class S3ObjectStore:
         else:
             try:
                 await obstore.put_async(self._store, key, b"".join(head), use_multipart=False)
-            except BaseError as error:
+            except _UNAVAILABLE as error:
                 raise StorageUnavailable(f"S3 put {key}: {error}") from error
             return buffered
         counted = _Counted(head, iterator)
@@ -102,7 +107,7 @@ class S3ObjectStore:
                 chunk_size=PART_BYTES,
                 max_concurrency=PARTS_IN_FLIGHT,
             )
-        except BaseError as error:
+        except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 put {key}: {error}") from error
         return counted.size
 
@@ -120,18 +125,18 @@ class S3ObjectStore:
             result = await obstore.get_async(self._store, key, options=options)  # type: ignore[arg-type]
             async for chunk in result.stream(min_chunk_size=READ_CHUNK_BYTES):
                 yield bytes(chunk)
-        except NotFoundError as error:
+        except _NOT_FOUND as error:
             raise ObjectNotFound(key) from error
-        except BaseError as error:
+        except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 get {key}: {error}") from error
 
     async def size(self, key: str) -> int | None:
         check_key(key)
         try:
             meta = await obstore.head_async(self._store, key)
-        except NotFoundError:
+        except _NOT_FOUND:
             return None
-        except BaseError as error:
+        except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 head {key}: {error}") from error
         return int(meta["size"])
 
@@ -139,9 +144,9 @@ class S3ObjectStore:
         check_key(key)
         try:
             await obstore.delete_async(self._store, key)
-        except NotFoundError:
+        except _NOT_FOUND:
             return
-        except BaseError as error:
+        except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 delete {key}: {error}") from error
 
     async def list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
@@ -154,7 +159,7 @@ class S3ObjectStore:
                     key = meta["path"]
                     if key.startswith(prefix):
                         yield ObjectInfo(key=key, size=meta["size"], modified=meta["last_modified"])
-        except BaseError as error:
+        except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 list {prefix}: {error}") from error
 
     async def close(self) -> None:

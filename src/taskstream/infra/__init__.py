@@ -1,4 +1,5 @@
-"""`taskstream infra`: make PostgreSQL, Redis, RabbitMQ and Kafka reachable, or say how."""
+"""`taskstream infra`: make PostgreSQL, Redis, RabbitMQ, Kafka and clamd reachable, or say
+how."""
 
 from __future__ import annotations
 
@@ -8,18 +9,36 @@ from collections.abc import Callable
 
 import asyncpg
 
+from taskstream.infra.clamav import INSTALL_HINT, clamd_binary
 from taskstream.infra.local import (
     MissingServiceError,
     StateDir,
     pid_alive,
+    start_clamd,
     start_local,
     stop_started,
 )
-from taskstream.infra.probes import ProbeResult, asyncpg_dsn, endpoints, probe, probe_all
+from taskstream.infra.probes import (
+    ProbeResult,
+    asyncpg_dsn,
+    clamd_endpoint,
+    endpoints,
+    probe,
+    probe_all,
+    probe_clamd,
+)
 from taskstream.infra.topics import ensure_topics
 from taskstream.settings import Settings
 
-READY_TIMEOUT_S = {"kafka": 15.0, "redis": 15.0, "postgres": 30.0, "rabbitmq": 60.0}
+# clamd loads its databases before it listens: seconds with the shipped one, up to a minute
+# with freshclam's full set.
+READY_TIMEOUT_S = {
+    "kafka": 15.0,
+    "redis": 15.0,
+    "postgres": 30.0,
+    "rabbitmq": 60.0,
+    "clamd": 90.0,
+}
 
 __all__ = ["MissingServiceError", "ProbeResult", "down", "ensure_database", "status", "up"]
 
@@ -29,7 +48,7 @@ Report = Callable[[str], None]
 async def _wait_ready(settings: Settings, name: str) -> ProbeResult:
     deadline = time.monotonic() + READY_TIMEOUT_S[name]
     while True:
-        result = await probe(settings, name)
+        result = await (probe_clamd(settings) if name == "clamd" else probe(settings, name))
         if result.ok or time.monotonic() > deadline:
             return result
         await asyncio.sleep(0.3)
@@ -77,12 +96,50 @@ async def up(settings: Settings, report: Report = print) -> None:
     created = await ensure_topics(settings.kafka)
     for topic in created:
         report(f"kafka     created topic {topic} ({settings.kafka.partitions} partitions)")
+    await _clamd_up(settings, state, started, report)
+
+
+async def _clamd_up(
+    settings: Settings, state: StateDir, started: dict[str, dict[str, object]], report: Report
+) -> None:
+    """clamd is optional for everything but attachments: when it cannot be started, say how to
+    install it and go on (attachments wait in ``scanning`` meanwhile)."""
+    result = await probe_clamd(settings)
+    address = result.endpoint.address
+    if result.ok:
+        owner = "started by taskstream" if "clamd" in started else "already running"
+        report(f"clamd     {address:22} up ({owner}): {result.detail}")
+        return
+    record = started.get("clamd")
+    if record is None or not pid_alive(record):
+        if clamd_binary() is None:
+            report(f"clamd     {address:22} DOWN: {INSTALL_HINT}")
+            return
+        report(f"clamd     {address:22} down: starting it locally")
+        record = start_clamd(
+            result.endpoint,
+            address=settings.attachments.clamd_address,
+            database_dir=settings.attachments.clamav_database_dir,
+            max_upload_bytes=settings.attachments.max_upload_bytes,
+            state=settings.infra.state_dir.resolve(),
+        )
+        started["clamd"] = record
+        state.save(started)
+    ready = await _wait_ready(settings, "clamd")
+    if not ready.ok:
+        raise MissingServiceError(
+            "clamd",
+            ready.endpoint,
+            f"started but not answering: {ready.detail} (see {record['log']})",
+        )
+    report(f"clamd     {address:22} up (started by taskstream): {ready.detail}")
 
 
 async def status(settings: Settings, report: Report = print) -> bool:
     """Print each dependency and whether it answers; True when all do."""
     started = StateDir(settings.infra.state_dir).load()
     results = await probe_all(settings)
+    results["clamd"] = await probe_clamd(settings)
     for name, result in results.items():
         state = "up" if result.ok else "DOWN"
         owner = " (started by taskstream)" if name in started else ""
@@ -96,7 +153,7 @@ def down(settings: Settings, report: Report = print) -> None:
     started = state.load()
     if not started:
         report("nothing was started by taskstream")
-    addresses = endpoints(settings)
+    addresses = {**endpoints(settings), "clamd": clamd_endpoint(settings)}
     for name, record in list(started.items()):
         stop_started(name, record)
         report(f"{name:9} {addresses[name].address:22} stopped")

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from taskstream.infra.clamav import INSTALL_HINT, ClamdAddress, clamd_binary, write_config
 from taskstream.infra.probes import Endpoint
 
 STATE_FILE = "started.json"
@@ -38,6 +39,7 @@ FIXES = {
         "`docker compose -f docker-compose.infra.yml up -d kafka`; "
         "or point TASKSTREAM_KAFKA__BOOTSTRAP_SERVERS at a running broker"
     ),
+    "clamd": INSTALL_HINT,
 }
 
 
@@ -139,6 +141,38 @@ def start_local(name: str, endpoint: Endpoint, state: Path) -> dict[str, object]
         subprocess.run([server, "-detached"], check=True, env={**os.environ, **env})  # noqa: S603
         return {"kind": "command", "stop": [ctl, "stop"]}
     raise ValueError(name)
+
+
+def start_clamd(
+    endpoint: Endpoint,
+    *,
+    address: str,
+    database_dir: Path | None,
+    max_upload_bytes: int,
+    state: Path,
+) -> dict[str, object]:
+    """Start clamd in the foreground with its own config in ``state/clamd`` (never the Debian
+    package's /etc/clamav, whose service may be absent or fail without databases)."""
+    binary = clamd_binary()
+    if binary is None:
+        raise MissingServiceError("clamd", endpoint, "clamd is not installed")
+    parsed = ClamdAddress.parse(address)
+    if parsed.host is not None and parsed.host not in LOCAL_HOSTS:
+        raise MissingServiceError(
+            "clamd", endpoint, "not a local address, so it cannot be started here"
+        )
+    if parsed.socket_path is not None:
+        parsed.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        parsed.socket_path.unlink(missing_ok=True)  # stale: nothing answered on it
+    config = write_config(
+        parsed,
+        directory=state / "clamd",
+        database_dir=database_dir,
+        max_upload_bytes=max_upload_bytes,
+    )
+    log = state / "clamd.log"
+    pid = _spawn([binary, "--config-file", str(config)], log)
+    return {"kind": "pid", "pid": pid, "log": str(log)}
 
 
 def stop_started(name: str, record: dict[str, object]) -> None:

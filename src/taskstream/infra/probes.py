@@ -24,7 +24,7 @@ class Endpoint:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.host if self.port == 0 else f"{self.host}:{self.port}"  # 0: a socket path
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +135,32 @@ async def probe(settings: Settings, name: str) -> ProbeResult:
     except Exception as exc:
         return ProbeResult(endpoint, False, f"{type(exc).__name__}: {exc}"[:200])
     return ProbeResult(endpoint, True, detail)
+
+
+def clamd_endpoint(settings: Settings) -> Endpoint:
+    """clamd's address; a Unix socket is an endpoint with port 0."""
+    from taskstream.infra.clamav import ClamdAddress  # noqa: PLC0415
+
+    address = ClamdAddress.parse(settings.attachments.clamd_address)
+    if address.socket_path is not None:
+        return Endpoint("clamd", str(address.socket_path), 0)
+    return Endpoint("clamd", address.host or "127.0.0.1", address.port or 3310)
+
+
+async def probe_clamd(settings: Settings) -> ProbeResult:
+    """Whether clamd answers VERSION at ``attachments.clamd_address``; never raises.
+
+    Kept out of ``probe_all``: only the attachment pipeline needs clamd, and without it
+    attachments wait in ``scanning`` while everything else works."""
+    from taskstream.attachments.scanner import ClamdScanner, ScannerUnavailable  # noqa: PLC0415
+
+    endpoint = clamd_endpoint(settings)
+    scanner = ClamdScanner(settings.attachments.clamd_address, timeout_s=PROBE_TIMEOUT_S)
+    try:
+        return ProbeResult(endpoint, True, await scanner.version())
+    except ScannerUnavailable as exc:
+        cause = exc.__cause__ or exc
+        return ProbeResult(endpoint, False, f"{type(cause).__name__}: {cause}"[:200])
 
 
 async def probe_all(settings: Settings) -> dict[str, ProbeResult]:
