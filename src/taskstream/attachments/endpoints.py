@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, head, patch, post
 from litestar.datastructures import State
 from litestar.exceptions import InternalServerException
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import (
     HTTP_200_OK,
@@ -157,7 +157,7 @@ class TaskAttachmentController(Controller):
         self,
         *,
         task_id: FromPath[uuid.UUID],
-        data: CreateUploadRequest,
+        data: JSONBody[CreateUploadRequest],
         request: Request[Any, Any, Any],
     ) -> Response[UploadSessionOut]:
         """Open a resumable upload (tus-like): then PATCH chunks to its Location."""

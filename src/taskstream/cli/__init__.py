@@ -6,14 +6,25 @@ from importlib import metadata
 
 import click
 
-from taskstream.cli import config, consume, dlq, infra, loadtest, serve, status, users, work
+from taskstream.cli import (
+    attachments,
+    config,
+    consume,
+    dlq,
+    infra,
+    loadtest,
+    serve,
+    status,
+    users,
+    work,
+)
 from taskstream.cli.logs import configure_logging
 from taskstream.observability import telemetry
 from taskstream.settings import get_settings
 
 # Long-running processes that export spans when an OTLP endpoint is configured (the API's
 # granian workers start their own exporter in create_app).
-TRACED_COMMANDS = frozenset({"consume", "relay", "work"})
+TRACED_COMMANDS = frozenset({"consume", "relay", "work", "process-attachments"})
 
 
 def _version() -> str:
@@ -35,5 +46,5 @@ def main(ctx: click.Context) -> None:
         telemetry.configure_tracing(settings.otel, component)
 
 
-for module in (config, infra, serve, consume, dlq, work, users, status, loadtest):
+for module in (config, infra, serve, consume, dlq, work, users, status, loadtest, attachments):
     module.register(main)
