@@ -8,19 +8,10 @@ import io
 import time
 import uuid
 
-import pytest
 from PIL import Image
 
 from taskstream.attachments.links import LinkSigner
-from tests.integration.attachments.pipeline import (  # noqa: F401 - fixtures
-    EICAR,
-    MAX_UPLOAD,
-    PipelineEnv,
-    env,
-    local_env,
-    s3_env,
-    sha,
-)
+from tests.integration.attachments.pipeline import EICAR, MAX_UPLOAD, PipelineEnv, sha
 
 
 async def test_upload_is_scanned_deduplicated_compressed_and_stored(env: PipelineEnv) -> None:
@@ -120,7 +111,7 @@ async def test_versions_are_listed_and_each_downloads(env: PipelineEnv) -> None:
     plan = [i for i in items if i["name"] == "plan.md"]
     assert [i["version"] for i in plan] == [1, 2, 3]
     assert [i["id"] for i in plan] == ids
-    assert [i for i in items if i["name"] == "other.txt"][0]["version"] == 1
+    assert next(i for i in items if i["name"] == "other.txt")["version"] == 1
     for attachment_id, data in zip(ids, contents, strict=True):
         got = await env.client.get(f"/attachments/{attachment_id}/content", headers=user.headers)
         assert got.content == data
@@ -283,8 +274,7 @@ async def test_names_are_kept_for_display_and_sanitised_for_storage(env: Pipelin
     assert shown.json()["name"] == "日本.txt"
 
 
-@pytest.mark.parametrize("env_name", ["local"])
-async def test_bad_input_is_refused_with_problems(local_env: PipelineEnv, env_name: str) -> None:
+async def test_bad_input_is_refused_with_problems(local_env: PipelineEnv) -> None:
     env = local_env
     user, task = await env.user_with_task()
     url = f"/tasks/{task}/attachments"
