@@ -15,6 +15,7 @@ RUNNERS = (
     "loadtest.bench_consumer",
     "loadtest.bench_notifications",
     "loadtest.bench_loadtest",
+    "loadtest.bench_attachments",
 )
 
 

@@ -12,6 +12,8 @@ within them is sent in one PUT (one request instead of three).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 PART_BYTES = 5 * 1024 * 1024
 PARTS_IN_FLIGHT = 4
 READ_CHUNK_BYTES = 1024 * 1024
+# How long a cancelled put waits for obstore to abort its multipart upload.
+ABORT_WAIT_S = 5.0
 # A store that does not answer fails the call within seconds; the pipeline retries the stage
 # later, so long in-client retry loops would only hold the consumer.
 _RETRY = {
@@ -72,13 +76,16 @@ class S3ObjectStore:
             config["secret_access_key"] = secret.get_secret_value()
         client = dict(_CLIENT, allow_http=settings.s3_allow_http)
         prefix = url.path.strip("/") or None
-        store = S3Store(
-            url.netloc,
-            prefix=prefix,
-            config=config,  # type: ignore[arg-type]
-            client_options=client,  # type: ignore[arg-type]
-            retry_config=_RETRY,  # type: ignore[arg-type]
-        )
+        try:
+            store = S3Store(
+                url.netloc,
+                prefix=prefix,
+                config=config,  # type: ignore[arg-type]
+                client_options=client,  # type: ignore[arg-type]
+                retry_config=_RETRY,  # type: ignore[arg-type]
+            )
+        except BaseError as error:  # a configuration mistake: refuse at start
+            raise ValueError(f"attachments S3 settings: {error}".splitlines()[0]) from error
         return cls(store)
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> int:
@@ -98,8 +105,8 @@ class S3ObjectStore:
                 raise StorageUnavailable(f"S3 put {key}: {error}") from error
             return buffered
         counted = _Counted(head, iterator)
-        try:
-            await obstore.put_async(
+        upload = asyncio.ensure_future(
+            obstore.put_async(
                 self._store,
                 key,
                 counted,
@@ -107,6 +114,16 @@ class S3ObjectStore:
                 chunk_size=PART_BYTES,
                 max_concurrency=PARTS_IN_FLIGHT,
             )
+        )
+        try:
+            await asyncio.shield(upload)
+        except asyncio.CancelledError:
+            # obstore aborts a multipart upload when its source raises, not when the awaiting
+            # task is cancelled: make the source raise, and wait for the abort to be sent.
+            counted.abort()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(upload, ABORT_WAIT_S)
+            raise
         except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 put {key}: {error}") from error
         return counted.size
@@ -166,13 +183,22 @@ class S3ObjectStore:
         return None  # obstore's connection pool goes with the store object
 
 
+class UploadCancelled(Exception):
+    """Raised into obstore's read of the source when the put is cancelled."""
+
+
 class _Counted:
-    """The buffered head then the rest of the stream, counting the bytes that pass."""
+    """The buffered head then the rest of the stream, counting the bytes that pass; ``abort``
+    makes it raise at once, even while it waits for the source."""
 
     def __init__(self, head: list[bytes], rest: AsyncIterator[bytes]) -> None:
         self._head = head
         self._rest = rest
+        self._aborted = asyncio.Event()
         self.size = 0
+
+    def abort(self) -> None:
+        self._aborted.set()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
@@ -183,6 +209,19 @@ class _Counted:
             chunk = head.pop(0)
             self.size += len(chunk)
             yield chunk
-        async for chunk in self._rest:
-            self.size += len(chunk)
-            yield chunk
+        aborted = asyncio.ensure_future(self._aborted.wait())
+        try:
+            while True:
+                following = asyncio.ensure_future(anext(self._rest))
+                await asyncio.wait({following, aborted}, return_when=asyncio.FIRST_COMPLETED)
+                if aborted.done():
+                    following.cancel()
+                    raise UploadCancelled
+                try:
+                    chunk = following.result()
+                except StopAsyncIteration:
+                    return
+                self.size += len(chunk)
+                yield chunk
+        finally:
+            aborted.cancel()

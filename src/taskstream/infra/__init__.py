@@ -40,7 +40,15 @@ READY_TIMEOUT_S = {
     "clamd": 90.0,
 }
 
-__all__ = ["MissingServiceError", "ProbeResult", "down", "ensure_database", "status", "up"]
+__all__ = [
+    "MissingServiceError",
+    "ProbeResult",
+    "down",
+    "ensure_clamd",
+    "ensure_database",
+    "status",
+    "up",
+]
 
 Report = Callable[[str], None]
 
@@ -96,10 +104,10 @@ async def up(settings: Settings, report: Report = print) -> None:
     created = await ensure_topics(settings.kafka)
     for topic in created:
         report(f"kafka     created topic {topic} ({settings.kafka.partitions} partitions)")
-    await _clamd_up(settings, state, started, report)
+    await ensure_clamd(settings, state, started, report)
 
 
-async def _clamd_up(
+async def ensure_clamd(
     settings: Settings, state: StateDir, started: dict[str, dict[str, object]], report: Report
 ) -> None:
     """clamd is optional for everything but attachments: when it cannot be started, say how to

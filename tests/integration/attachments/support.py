@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -60,6 +61,13 @@ class S3Server:
             assert response.status == 200, response.status
         return name
 
+    def incomplete_uploads(self, bucket: str) -> list[str]:
+        """Keys of the multipart uploads started and neither completed nor aborted."""
+        url = f"{self.endpoint}/{bucket}?uploads"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            tree = ElementTree.fromstring(response.read())
+        return [element.text or "" for element in tree.iter() if element.tag.endswith("}Key")]
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
@@ -84,6 +92,7 @@ class PrivateClamd:
     kill it without touching the one `taskstream infra up` started."""
 
     max_upload_bytes: int = 100 * 1024 * 1024
+    unix_socket: bool = False
     port: int = field(default_factory=free_port)
     directory: Path = field(
         default_factory=lambda: Path(tempfile.mkdtemp(prefix="ts-clamd-", dir="/tmp"))
@@ -92,6 +101,8 @@ class PrivateClamd:
 
     @property
     def address(self) -> str:
+        if self.unix_socket:
+            return f"unix://{self.directory / 'clamd.sock'}"
         return f"tcp://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 90) -> PrivateClamd:
@@ -110,11 +121,23 @@ class PrivateClamd:
         while time.monotonic() < deadline:
             if not self.process.alive():
                 pytest.fail(f"clamd exited: {self.process.output()[-2000:]}")
-            if ping_blocking(self.port):
+            if self._answers():
                 return self
             time.sleep(0.2)
         self.stop()
         pytest.fail(f"clamd did not answer on {self.address} within {timeout_s}s")
+
+    def _answers(self) -> bool:
+        if not self.unix_socket:
+            return ping_blocking(self.port)
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(2)
+                sock.connect(str(self.directory / "clamd.sock"))
+                sock.sendall(b"zPING\0")
+                return sock.recv(16).rstrip(b"\0") == b"PONG"
+        except OSError:
+            return False
 
     def kill(self) -> None:
         assert self.process is not None

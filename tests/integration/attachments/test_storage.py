@@ -3,6 +3,7 @@ deletes, prefix listing; the S3 store against a real S3 API server (moto), never
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import os
@@ -147,6 +148,47 @@ async def test_a_failed_put_leaves_nothing_visible(
         await object_store.put(key, breaking(after_bytes))
     assert await object_store.size(key) is None
     assert [info async for info in object_store.list(prefix)] == []
+
+
+async def stalling(after_bytes: int, reached: asyncio.Event) -> AsyncIterator[bytes]:
+    """``after_bytes`` bytes, then waits forever (a client that stops sending)."""
+    async for chunk in generated(after_bytes, 256 * 1024):
+        yield chunk
+    reached.set()
+    await asyncio.Event().wait()
+
+
+async def cancel_put(store: ObjectStore, key: str, after_bytes: int) -> None:
+    reached = asyncio.Event()
+    put = asyncio.create_task(store.put(key, stalling(after_bytes, reached)))
+    await asyncio.wait_for(reached.wait(), 60)
+    await asyncio.sleep(0.2)  # let the store send what it has
+    put.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await put
+
+
+@pytest.mark.parametrize("after_bytes", [256 * 1024, 12 * MiB], ids=["small", "multipart"])
+async def test_a_cancelled_put_leaves_nothing_visible(
+    object_store: ObjectStore, after_bytes: int
+) -> None:
+    prefix = unique_key("cancel")
+    await cancel_put(object_store, f"{prefix}/object", after_bytes)
+    assert await object_store.size(f"{prefix}/object") is None
+    assert [info async for info in object_store.list(prefix)] == []
+
+
+async def test_s3_leaves_no_incomplete_multipart_upload(
+    s3_server: S3Server, s3_bucket: str, s3_store_settings: AttachmentSettings
+) -> None:
+    """A broken source and a cancelled put both abort their multipart upload (no hidden
+    parts left to pay for)."""
+    store = open_store(s3_store_settings)
+    prefix = unique_key("mpu")
+    with pytest.raises(SourceBroke):
+        await store.put(f"{prefix}/broken", breaking(12 * MiB))
+    await cancel_put(store, f"{prefix}/cancelled", 12 * MiB)
+    assert [key for key in s3_server.incomplete_uploads(s3_bucket) if prefix in key] == []
 
 
 async def test_a_failed_put_keeps_the_previous_version(object_store: ObjectStore) -> None:

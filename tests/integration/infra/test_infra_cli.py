@@ -40,12 +40,14 @@ def taskstream(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
 
 @pytest.fixture
 async def private_env(settings: Settings, tmp_path: Path):
-    """Real PostgreSQL/Redis/RabbitMQ, but a Kafka port nobody uses and a private state dir."""
+    """Real PostgreSQL/Redis/RabbitMQ, but Kafka and clamd ports nobody uses and a private
+    state dir."""
     db_name = f"taskstream_infra_{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         **settings.as_env(),
         "TASKSTREAM_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "TASKSTREAM_ATTACHMENTS__CLAMD_ADDRESS": f"tcp://127.0.0.1:{free_port()}",
         "TASKSTREAM_INFRA__STATE_DIR": str(tmp_path / "state"),
         "TASKSTREAM_DB__URL": settings.db.with_database(db_name),
     }
@@ -62,19 +64,25 @@ def test_up_starts_missing_broker_is_idempotent_and_down_stops_only_it(private_e
     before = taskstream(private_env, "infra", "status")
     assert before.returncode == 1
     assert "kafka" in before.stdout and "DOWN" in before.stdout
+    assert "clamd" in before.stdout
 
     first = taskstream(private_env, "infra", "up")
     assert first.returncode == 0, first.stderr
     assert "kafka" in first.stdout and "starting it locally" in first.stdout
     assert "created database" in first.stdout
     assert "created topic task-commands" in first.stdout
+    clamd_line = next(line for line in first.stdout.splitlines() if "clamd" in line)
+    assert "starting it locally" in clamd_line
     started = json.loads(state_file.read_text())
-    assert set(started) == {"kafka"}  # the machine's own services were used, not restarted
+    # the machine's own services were used, not restarted
+    assert set(started) == {"kafka", "clamd"}
 
     status = taskstream(private_env, "infra", "status")
     assert status.returncode == 0, status.stdout
     kafka_line = next(line for line in status.stdout.splitlines() if line.startswith("kafka"))
     assert "up (started by taskstream)" in kafka_line
+    clamd_line = next(line for line in status.stdout.splitlines() if line.startswith("clamd"))
+    assert "up (started by taskstream): ClamAV" in clamd_line
 
     second = taskstream(private_env, "infra", "up")
     assert second.returncode == 0, second.stderr
@@ -83,10 +91,10 @@ def test_up_starts_missing_broker_is_idempotent_and_down_stops_only_it(private_e
 
     down = taskstream(private_env, "infra", "down")
     assert down.returncode == 0
-    assert "kafka" in down.stdout and "postgres" not in down.stdout
-    pid = int(started["kafka"]["pid"])
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    assert "kafka" in down.stdout and "clamd" in down.stdout and "postgres" not in down.stdout
+    for name in ("kafka", "clamd"):
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(started[name]["pid"]), 0)
     after = taskstream(private_env, "infra", "status")
     assert "postgres" in after.stdout and "DOWN" not in after.stdout.split("kafka")[0]
 
