@@ -131,6 +131,40 @@ async def _timed(jobs: list[Any], concurrency: int) -> float:
     return time.perf_counter() - started
 
 
+def _upload_job(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    task_id: str,
+    shared: bytes,
+    index: int,
+    ids: list[str],
+) -> Any:
+    async def send() -> None:
+        response = await client.post(
+            f"/tasks/{task_id}/attachments",
+            params={"name": f"bench-{index}.bin"},
+            content=_body(shared, index),
+            headers={
+                **headers,
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(len(shared)),
+            },
+        )
+        response.raise_for_status()
+        ids.append(response.json()["id"])
+
+    return send
+
+
+def _process_job(processor: AttachmentProcessor, ident: str) -> Any:
+    async def run() -> None:
+        state = await processor.process(uuid.UUID(ident))
+        assert state is not None
+        assert state.value == "stored", state
+
+    return run
+
+
 async def pipeline_figures(context: Any) -> list[dict[str, Any]]:
     """API upload and processing throughput on each store (``BenchContext`` of
     bench_attachments)."""
@@ -153,24 +187,13 @@ async def pipeline_figures(context: Any) -> list[dict[str, Any]]:
                     concurrency = context.concurrency if size <= SMALL_BYTES else 1
                     ids: list[str] = []
 
-                    def upload(index: int) -> Any:
-                        async def send() -> None:
-                            response = await client.post(
-                                f"/tasks/{task_id}/attachments",
-                                params={"name": f"bench-{index}.bin"},
-                                content=_body(shared, index),
-                                headers={
-                                    **headers,
-                                    "Content-Type": "application/octet-stream",
-                                    "Content-Length": str(size),
-                                },
-                            )
-                            response.raise_for_status()
-                            ids.append(response.json()["id"])
-
-                        return send
-
-                    seconds = await _timed([upload(n) for n in range(files)], concurrency)
+                    seconds = await _timed(
+                        [
+                            _upload_job(client, headers, task_id, shared, n, ids)
+                            for n in range(files)
+                        ],
+                        concurrency,
+                    )
                     figures.append(figure("API upload", kind, size, files, concurrency, seconds))
                     processor = AttachmentProcessor(
                         settings.attachments,
@@ -179,15 +202,7 @@ async def pipeline_figures(context: Any) -> list[dict[str, Any]]:
                         create_session_factory(engine),
                     )
 
-                    def process(ident: str) -> Any:
-                        async def run() -> None:
-                            state = await processor.process(uuid.UUID(ident))
-                            assert state is not None
-                            assert state.value == "stored", state
-
-                        return run
-
-                    seconds = await _timed([process(i) for i in ids], concurrency)
+                    seconds = await _timed([_process_job(processor, i) for i in ids], concurrency)
                     figures.append(
                         figure("pipeline processing", kind, size, files, concurrency, seconds)
                     )
