@@ -45,6 +45,7 @@ from taskstream.db import (
     is_availability_error,
 )
 from taskstream.infra.topics import ensure_topics
+from taskstream.observability.metrics_listener import process_listener
 from taskstream.settings import Settings
 
 log = logging.getLogger("taskstream.consumers.attachments")
@@ -88,6 +89,9 @@ class AttachmentConsumer:
         self.idle = asyncio.Event()
         self.idle.set()
         self.generation = 0
+        self.joined = False
+        # the dependency the attachment in hand waits for (readiness), None when none
+        self.waiting_for: str | None = None
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.kafka.bootstrap_servers,
             group_id=self.kafka.attachments_consumer_group,  # offsets live in the broker
@@ -105,6 +109,7 @@ class AttachmentConsumer:
         await ensure_topics(self.kafka, [topic])
         self.consumer.subscribe([topic], listener=_WaitOnRevoke(self))
         await self.consumer.start()
+        self.joined = True
         log.info(
             "processing attachments from %s as %s", topic, self.kafka.attachments_consumer_group
         )
@@ -160,8 +165,10 @@ class AttachmentConsumer:
         while True:
             try:
                 await self.processor.process(command.attachment_id)
+                self.waiting_for = None
                 return
             except TRANSIENT as error:
+                self.waiting_for = "clamd" if isinstance(error, ScannerUnavailable) else "storage"
                 log.warning("attachment %s waits: %r", command.attachment_id, error)
             except Exception as error:
                 if not is_availability_error(error):
@@ -173,6 +180,7 @@ class AttachmentConsumer:
                         await self.processor.fail(command.attachment_id, describe_error(error))
                         return
                 else:
+                    self.waiting_for = "postgres"
                     log.warning(
                         "database unavailable for %s: %s",
                         command.attachment_id,
@@ -180,6 +188,15 @@ class AttachmentConsumer:
                     )
             await self._sleep(BACKOFF_S[min(retry, len(BACKOFF_S) - 1)])
             retry += 1
+
+    def readiness(self) -> dict[str, bool]:
+        """Joined the group, and not held by an unavailable dependency (no I/O)."""
+        return {
+            "kafka": self.joined,
+            "clamd": self.waiting_for != "clamd",
+            "storage": self.waiting_for != "storage",
+            "postgres": self.waiting_for != "postgres",
+        }
 
     async def _sleep(self, delay: float) -> None:
         try:
@@ -200,8 +217,11 @@ async def run_attachment_processor(settings: Settings, stop: asyncio.Event) -> N
     processor = AttachmentProcessor(
         settings.attachments, store, scanner, create_session_factory(engine), redis=redis
     )
+    consumer = AttachmentConsumer(settings, processor, stop)
+    listen = settings.metrics
     try:
-        await AttachmentConsumer(settings, processor, stop).run()
+        async with process_listener(listen.host, listen.attachments_port, consumer.readiness):
+            await consumer.run()
     finally:
         await redis.aclose()
         await store.close()

@@ -191,6 +191,7 @@ class MetricsSettings(BaseModel):
     consume_port: int = Field(default=9101, ge=0, le=65535)
     relay_port: int = Field(default=9102, ge=0, le=65535)
     work_port: int = Field(default=9103, ge=0, le=65535)
+    attachments_port: int = Field(default=9104, ge=0, le=65535)
 
 
 class OtelSettings(BaseModel):
