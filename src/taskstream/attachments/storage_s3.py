@@ -130,20 +130,31 @@ class S3ObjectStore:
 
     async def get(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         check_key(key)
-        if (end is not None and end <= start) or start > 0:
-            size = await self.size(key)
-            if size is None:
+        if end is not None and end <= start:
+            if await self.size(key) is None:
                 raise ObjectNotFound(key)
-            end = size if end is None else min(end, size)
-            if end <= start:
-                return
-        options: dict[str, Any] = {} if end is None else {"range": (start, end)}
+            return
+        options: dict[str, Any] = {}
+        if end is not None:
+            options["range"] = (start, end)  # an end past the object is clamped by S3
+        elif start > 0:
+            options["range"] = {"offset": start}
         try:
             result = await obstore.get_async(self._store, key, options=options)  # type: ignore[arg-type]
-            async for chunk in result.stream(min_chunk_size=READ_CHUNK_BYTES):
-                yield bytes(chunk)
         except _NOT_FOUND as error:
             raise ObjectNotFound(key) from error
+        except _UNAVAILABLE as error:
+            # S3 refuses a range that starts at or past the end (416): that is an empty slice
+            if start > 0:
+                size = await self.size(key)
+                if size is None:
+                    raise ObjectNotFound(key) from error
+                if start >= size:
+                    return
+            raise StorageUnavailable(f"S3 get {key}: {error}") from error
+        try:
+            async for chunk in result.stream(min_chunk_size=READ_CHUNK_BYTES):
+                yield bytes(chunk)
         except _UNAVAILABLE as error:
             raise StorageUnavailable(f"S3 get {key}: {error}") from error
 

@@ -88,3 +88,21 @@ async def object_store(store_settings: AttachmentSettings) -> AsyncIterator[Obje
     store = open_store(store_settings)
     yield store
     await store.close()
+
+
+@pytest.fixture
+def private_clamd() -> Iterator[PrivateClamd]:
+    """A clamd of this test's own (shipped database, free port) that it may kill
+    (``private_clamd.kill()``) without touching the shared one."""
+    clamd = PrivateClamd().start()
+    yield clamd
+    clamd.stop()
+
+
+@pytest.fixture
+def private_s3_server(tmp_path: Path) -> Iterator[S3Server]:
+    """An S3 API server of this test's own that it may stop (``private_s3_server.stop()``);
+    ``private_s3_server.settings(bucket)`` after ``create_bucket``."""
+    server = S3Server(tmp_path).start()
+    yield server
+    server.stop()

@@ -108,35 +108,27 @@ async def test_nothing_listening_is_unavailable() -> None:
 
 
 @pytest.mark.fault
-async def test_clamd_killed_is_unavailable() -> None:
-    clamd = PrivateClamd().start()
-    try:
-        scanner = ClamdScanner(clamd.address, timeout_s=5)
-        assert (await scanner.scan(pieces(EICAR))).clean is False
-        clamd.kill()
-        with pytest.raises(ScannerUnavailable):
-            await scanner.scan(pieces(EICAR))
-        assert await scanner.ping() is False
-    finally:
-        clamd.stop()
+async def test_clamd_killed_is_unavailable(private_clamd: PrivateClamd) -> None:
+    scanner = ClamdScanner(private_clamd.address, timeout_s=5)
+    assert (await scanner.scan(pieces(EICAR))).clean is False
+    private_clamd.kill()
+    with pytest.raises(ScannerUnavailable):
+        await scanner.scan(pieces(EICAR))
+    assert await scanner.ping() is False
 
 
 @pytest.mark.fault
-async def test_clamd_killed_mid_stream_is_unavailable() -> None:
-    clamd = PrivateClamd().start()
-    try:
-        scanner = ClamdScanner(clamd.address, timeout_s=5)
+async def test_clamd_killed_mid_stream_is_unavailable(private_clamd: PrivateClamd) -> None:
+    scanner = ClamdScanner(private_clamd.address, timeout_s=5)
 
-        async def killed_halfway() -> AsyncIterator[bytes]:
+    async def killed_halfway() -> AsyncIterator[bytes]:
+        yield bytes(MiB)
+        private_clamd.kill()
+        for _ in range(16):
             yield bytes(MiB)
-            clamd.kill()
-            for _ in range(16):
-                yield bytes(MiB)
 
-        with pytest.raises(ScannerUnavailable):
-            await scanner.scan(killed_halfway())
-    finally:
-        clamd.stop()
+    with pytest.raises(ScannerUnavailable):
+        await scanner.scan(killed_halfway())
 
 
 async def test_a_silent_server_times_out_as_unavailable() -> None:

@@ -299,8 +299,8 @@ def _is_root() -> bool:
 
 
 @pytest.mark.fault
-async def test_s3_server_down_is_storage_unavailable(tmp_path: Path) -> None:
-    server = S3Server(tmp_path).start()
+async def test_s3_server_down_is_storage_unavailable(private_s3_server: S3Server) -> None:
+    server = private_s3_server
     bucket = server.create_bucket("down-test")
     store = open_store(server.settings(bucket))
     key = unique_key("down")
