@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import logging
 import time
 import uuid
 import zlib
@@ -50,6 +51,8 @@ from taskstream.errors import (
 from taskstream.fields import parse_storable_datetime
 from taskstream.principal import Principal
 from taskstream.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def quarantine_key(attachment_id: uuid.UUID) -> str:
@@ -303,14 +306,21 @@ class AttachmentService:
             await repo.mark_deleted(attachment_id)
             released = await repo.release_blob(attachment.blob_id) if attachment.blob_id else None
             state, staging = attachment.state, attachment.staging_key
+        keys = []
         if released is not None:
-            await self.store.delete(released.storage_key)
+            keys.append(released.storage_key)
             if released.thumbnail_key:
-                await self.store.delete(released.thumbnail_key)
+                keys.append(released.thumbnail_key)
         if state is AttachmentState.QUARANTINED:
-            await self.store.delete(quarantine_key(attachment_id))
+            keys.append(quarantine_key(attachment_id))
         elif state is AttachmentState.FAILED:
-            await self.store.delete(staging)
+            keys.append(staging)
+        for key in keys:
+            try:
+                await self.store.delete(key)
+            except StorageUnavailable:
+                # the rows are committed: the object is an orphan now, the sweep removes it
+                logger.warning("could not delete %s; `taskstream attachments orphans` will", key)
         # in-flight processing sees deleted_at and removes its staging object itself
 
 

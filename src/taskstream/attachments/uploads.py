@@ -43,7 +43,7 @@ from taskstream.attachments.schemas import (
     UploadSessionOut,
 )
 from taskstream.attachments.sniff import SNIFF_BYTES, media_type, served_type, sniff
-from taskstream.attachments.storage import ObjectStore
+from taskstream.attachments.storage import ObjectNotFound, ObjectStore, StorageUnavailable
 from taskstream.db import transaction
 from taskstream.enums import AttachmentState, ProjectRole, UploadSessionState
 from taskstream.errors import (
@@ -152,8 +152,10 @@ class UploadService:
     ) -> None:
         try:
             await self.store.put(key, meter.pass_through(chunks))
-        except Exception:
+        except Exception as error:
             if not meter.exceeded:
+                if isinstance(error, StorageUnavailable):
+                    raise _store_down() from error
                 raise
             await self.store.delete(key)  # atomic puts leave nothing; this is belt and braces
             if quota:
@@ -333,8 +335,10 @@ class UploadService:
         if remaining > 0:
             try:
                 await self.store.put(key, meter.pass_through(body))
-            except Exception:
+            except Exception as error:
                 if not meter.exceeded:
+                    if isinstance(error, StorageUnavailable):
+                        raise _store_down() from error
                     raise
                 await self.store.delete(key)
                 raise PayloadTooLargeError(
@@ -366,7 +370,10 @@ class UploadService:
         attachment_id = uuid7()
         key = staging_key(attachment_id)
         meter = Meter(upload.declared_length)
-        await self.store.put(key, meter.pass_through(self._parts(upload.parts)))
+        try:
+            await self.store.put(key, meter.pass_through(self._parts(upload.parts)))
+        except (StorageUnavailable, ObjectNotFound) as error:
+            raise _store_down() from error
         accepted = await self._record_and_queue(
             attachment_id,
             people,
@@ -386,6 +393,11 @@ class UploadService:
         for key in keys:
             async for chunk in self.store.get(key):
                 yield chunk
+
+
+def _store_down() -> UnavailableError:
+    """The store failing under an upload is a 503: the client retries the upload (or chunk)."""
+    return UnavailableError("The attachment store is unavailable; retry the upload", 5)
 
 
 def _session_out(upload: UploadSession) -> UploadSessionOut:
