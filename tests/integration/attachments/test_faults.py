@@ -223,8 +223,10 @@ async def test_clamd_down_keeps_attachments_scanning_until_it_is_back(
         async def waiting() -> bool:
             # one waits in scanning; one behind it on the same partition may still be received
             states = set((await _states(s3_env.session_factory, ids)).values())
-            return "scanning" in states and states <= {"received", "scanning"} and (
-                "waits" in fixture.logs()
+            return (
+                "scanning" in states
+                and states <= {"received", "scanning"}
+                and ("waits" in fixture.logs())
             )
 
         await _until(waiting, 60, "attachments waiting in scanning", fixture)

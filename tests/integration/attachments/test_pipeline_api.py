@@ -389,3 +389,45 @@ async def test_strangers_get_404_and_members_403_where_it_applies(local_env: Pip
     assert (
         await env.client.delete(f"/attachments/{attachment}", headers=owner.headers)
     ).status_code == 404
+
+
+class _StoreDown:
+    """A store that is unreachable for writes (what obstore or the disk reports in an outage)."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+
+    async def put(self, key: str, chunks: object) -> int:
+        from taskstream.attachments.storage import StorageUnavailable
+
+        async for _ in chunks:  # type: ignore[attr-defined]
+            raise StorageUnavailable("connection refused")
+        raise StorageUnavailable("connection refused")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+async def test_an_unreachable_store_under_an_upload_is_a_503(local_env: PipelineEnv) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from taskstream.app import create_app
+
+    app = create_app(local_env.settings)
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as client:
+        uploads = app.state.attachment_uploads
+        uploads.store = _StoreDown(uploads.store)
+        user, task = await local_env.user_with_task()
+        response = await client.post(
+            f"/tasks/{task}/attachments",
+            params={"name": "later.txt"},
+            content=b"try again later",
+            headers={**user.headers, "Content-Type": "text/plain"},
+        )
+        assert response.status_code == 503
+        assert response.headers["retry-after"]
+        assert response.headers["content-type"] == "application/problem+json"
+    rows = await local_env.rows(
+        "SELECT count(*) AS n FROM attachments WHERE task_id = :t", t=uuid.UUID(task)
+    )
+    assert rows[0].n == 0

@@ -232,3 +232,34 @@ async def test_a_body_without_length_is_refused_once_it_crosses_the_limit(
             headers={**user.headers, "Content-Type": "text/plain"},
         )
         assert fine.status_code == 202, fine.text
+
+
+async def test_two_chunks_at_one_offset_at_once_land_once(
+    local_env: PipelineEnv, served_local: ApiServer
+) -> None:
+    env = local_env
+    async with httpx.AsyncClient(base_url=served_local.url, timeout=30) as http:
+        user = await register_and_login(http, "Racer")
+        task = await insert_task(env.session_factory, user.personal_project_id, user.id)
+        data = bytes(range(256)) * 200
+        created = await http.post(
+            f"/tasks/{task}/attachments/uploads",
+            json={"name": "raced.bin", "length": len(data)},
+            headers=user.headers,
+        )
+        upload_id = created.json()["id"]
+
+        async def send(chunk: bytes) -> httpx.Response:
+            return await http.patch(
+                f"/attachments/uploads/{upload_id}",
+                content=chunk,
+                headers={**user.headers, "Upload-Offset": "0"},
+            )
+
+        answers = await asyncio.gather(*(send(data[:20_000]) for _ in range(4)))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [200, 409, 409, 409], [a.text for a in answers]
+        head = await http.head(f"/attachments/uploads/{upload_id}", headers=user.headers)
+        assert head.headers["upload-offset"] == "20000"
+        parts = [o.key async for o in env.store.list(f"uploads/{upload_id}/")]
+        assert len(parts) == 1  # the losers' parts were deleted
