@@ -66,9 +66,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_attachment_blobs"),
-        sa.UniqueConstraint(
-            "project_id", "sha256", name="uq_attachment_blobs_project_id_sha256"
-        ),
+        sa.UniqueConstraint("project_id", "sha256", name="uq_attachment_blobs_project_id_sha256"),
     )
     op.create_table(
         "attachments",
@@ -136,9 +134,7 @@ def upgrade() -> None:
         sa.Column("declared_type", sa.String(255), nullable=True),
         sa.Column("declared_length", sa.BigInteger(), nullable=False),
         sa.Column("upload_offset", sa.BigInteger(), server_default="0", nullable=False),
-        sa.Column(
-            "parts", postgresql.ARRAY(sa.String(512)), server_default="{}", nullable=False
-        ),
+        sa.Column("parts", postgresql.ARRAY(sa.String(512)), server_default="{}", nullable=False),
         sa.Column("state", UPLOAD_SESSION_STATE, server_default="open", nullable=False),
         sa.Column("attachment_id", sa.Uuid(), nullable=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
