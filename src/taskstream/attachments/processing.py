@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,22 +68,21 @@ class AttachmentProcessor:
         session_factory: async_sessionmaker[AsyncSession],
         *,
         redis: Redis | None = None,
-        on_stage: Callable[[AttachmentState], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.scanner = scanner
         self.session_factory = session_factory
         self.redis = redis
-        # tests and benchmarks hook in between stages (a kill -9 mid-file, timing)
-        self.on_stage = on_stage
 
     async def process(self, attachment_id: uuid.UUID) -> AttachmentState | None:
         """Run the attachment through its remaining stages; its final state (None: the row
-        does not exist or was deleted)."""
+        does not exist or was deleted).
+
+        A stage that moved the row on returns the new state and the loop goes on with the row
+        in hand; anything else (a final state, a row someone else moved) reads it again."""
+        attachment = await self._load(attachment_id)
         while True:
-            async with self.session_factory() as session:
-                attachment = await AttachmentRepository.from_session(session).get(attachment_id)
             if attachment is None:
                 return None
             if attachment.deleted_at is not None:
@@ -95,16 +93,23 @@ class AttachmentProcessor:
                 if state is AttachmentState.STORED:
                     await self.store.delete(attachment.staging_key)  # a redo after the commit
                 return state
-            if self.on_stage is not None:
-                await self.on_stage(state)
+            moved_to: AttachmentState | None
             if state is AttachmentState.RECEIVED:
-                await self._advance(attachment, AttachmentState.SCANNING)
+                moved_to = await self._advance(attachment, AttachmentState.SCANNING)
             elif state is AttachmentState.SCANNING:
-                await self._scan(attachment)
+                moved_to = await self._scan(attachment)
             elif state is AttachmentState.DEDUPLICATING:
-                await self._deduplicate(attachment)
+                moved_to = await self._deduplicate(attachment)
             else:
-                await self._compress_and_store(attachment)
+                moved_to = await self._compress_and_store(attachment)
+            if moved_to is None:
+                attachment = await self._load(attachment_id)
+            else:
+                attachment.state = moved_to
+
+    async def _load(self, attachment_id: uuid.UUID) -> Attachment | None:
+        async with self.session_factory() as session:
+            return await AttachmentRepository.from_session(session).get(attachment_id)
 
     async def fail(self, attachment_id: uuid.UUID, reason: str) -> None:
         """End an attachment ``failed`` (a cause no retry repairs)."""
@@ -115,42 +120,41 @@ class AttachmentProcessor:
 
     # --- stages ----------------------------------------------------------------------------
 
-    async def _scan(self, attachment: Attachment) -> None:
+    async def _scan(self, attachment: Attachment) -> AttachmentState | None:
         try:
             verdict = await self.scanner.scan(self.store.get(attachment.staging_key))
         except ObjectNotFound:
             if await self.store.size(quarantine_key(attachment.id)) is not None:
                 # moved to quarantine, then the process died before the commit
                 await self._finish(attachment, AttachmentState.QUARANTINED, "infected")
-                return
+                return None
             await self._finish(attachment, AttachmentState.FAILED, "the uploaded content is lost")
-            return
+            return None
         except ScanRefused as error:
             await self._finish(attachment, AttachmentState.FAILED, f"not scannable: {error}")
-            return
+            return None
         if verdict.clean:
-            await self._advance(attachment, AttachmentState.DEDUPLICATING)
-            return
+            return await self._advance(attachment, AttachmentState.DEDUPLICATING)
         target = quarantine_key(attachment.id)
         await self.store.put(target, self.store.get(attachment.staging_key))
         await self.store.delete(attachment.staging_key)
         await self._finish(
             attachment, AttachmentState.QUARANTINED, f"infected: {verdict.signature}"[:500]
         )
+        return None
 
-    async def _deduplicate(self, attachment: Attachment) -> None:
+    async def _deduplicate(self, attachment: Attachment) -> AttachmentState | None:
         async with self.session_factory() as session:
             existing = await AttachmentRepository.from_session(session).blob_by_hash(
                 attachment.project_id, attachment.sha256
             )
-        if existing is None:
-            await self._advance(attachment, AttachmentState.COMPRESSING)
-            return
-        if not await self._store(attachment, existing, written=None):
-            # the blob went (its last reference was deleted) between the look-up and the lock
-            await self._advance(attachment, AttachmentState.COMPRESSING)
+        if existing is None or not await self._store(attachment, existing, written=None):
+            # no such content yet, or the blob went (its last reference was deleted) between
+            # the look-up and the lock
+            return await self._advance(attachment, AttachmentState.COMPRESSING)
+        return None
 
-    async def _compress_and_store(self, attachment: Attachment) -> None:
+    async def _compress_and_store(self, attachment: Attachment) -> AttachmentState | None:
         key = blob_key(attachment.project_id, attachment.id)
         try:
             final = await store_final(
@@ -163,7 +167,7 @@ class AttachmentProcessor:
             )
         except ObjectNotFound:
             await self._finish(attachment, AttachmentState.FAILED, "the uploaded content is lost")
-            return
+            return None
         blob = Blob(
             id=attachment.id,  # the blob's first attachment names it
             project_id=attachment.project_id,
@@ -175,6 +179,7 @@ class AttachmentProcessor:
             thumbnail_key=final.thumbnail_key,
         )
         await self._store(attachment, blob, written=blob)
+        return None
 
     async def _store(self, attachment: Attachment, blob: Blob, written: Blob | None) -> bool:
         """Reference ``blob``, number the version, mark stored and announce it, in one
@@ -213,14 +218,23 @@ class AttachmentProcessor:
 
     # --- state changes ---------------------------------------------------------------------
 
-    async def _advance(self, attachment: Attachment, state: AttachmentState) -> None:
+    async def _advance(
+        self, attachment: Attachment, state: AttachmentState
+    ) -> AttachmentState | None:
+        """Move the row from the state in hand to ``state``; None when it is no longer in
+        that state (someone else moved or deleted it: the caller reads it again)."""
         async with transaction(self.session_factory) as session:
             repo = AttachmentRepository.from_session(session)
             current = await repo.get(attachment.id, lock=True)
-            if current is None or current.state is not attachment.state:
-                return  # someone else moved it; the loop re-reads
+            if (
+                current is None
+                or current.deleted_at is not None
+                or current.state is not attachment.state
+            ):
+                return None
             await repo.set_state(attachment.id, state)
         await self._push(attachment, state, None)
+        return state
 
     async def _finish(
         self, attachment: Attachment, state: AttachmentState, reason: str | None
