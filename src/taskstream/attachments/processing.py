@@ -224,15 +224,11 @@ class AttachmentProcessor:
         """Move the row from the state in hand to ``state``; None when it is no longer in
         that state (someone else moved or deleted it: the caller reads it again)."""
         async with transaction(self.session_factory) as session:
-            repo = AttachmentRepository.from_session(session)
-            current = await repo.get(attachment.id, lock=True)
-            if (
-                current is None
-                or current.deleted_at is not None
-                or current.state is not attachment.state
-            ):
-                return None
-            await repo.set_state(attachment.id, state)
+            moved = await AttachmentRepository.from_session(session).move_state(
+                attachment.id, attachment.state, state
+            )
+        if not moved:
+            return None
         await self._push(attachment, state, None)
         return state
 

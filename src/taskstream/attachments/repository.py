@@ -139,6 +139,23 @@ class AttachmentRepository(Repository):
             .values(state=state, state_reason=reason, updated_at=func.now(), **values)
         )
 
+    async def move_state(
+        self, attachment_id: uuid.UUID, from_state: AttachmentState, to_state: AttachmentState
+    ) -> bool:
+        """Compare-and-set of a live row's state in one statement; False when it is not (or
+        no longer) in ``from_state``."""
+        moved = await self.session.execute(
+            update(Attachment)
+            .where(
+                Attachment.id == attachment_id,
+                Attachment.state == from_state,
+                Attachment.deleted_at.is_(None),
+            )
+            .values(state=to_state, state_reason=None, updated_at=func.now())
+            .returning(Attachment.id)
+        )
+        return moved.scalar_one_or_none() is not None
+
     async def mark_deleted(self, attachment_id: uuid.UUID) -> None:
         await self.session.execute(
             update(Attachment)
