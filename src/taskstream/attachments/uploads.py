@@ -70,6 +70,10 @@ def part_key(session_id: uuid.UUID, offset: int) -> str:
     return f"uploads/{session_id}/{offset:016d}-{uuid.uuid4().hex[:8]}"
 
 
+# what the meter hands the store at a time (at most this much of a body is in memory)
+WRITE_BYTES = 1024 * 1024
+
+
 class BodyTooLargeError(Exception):
     """Raised inside a put when the body crosses its bound (aborts the put)."""
 
@@ -85,6 +89,10 @@ class Meter:
     _sha: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     async def pass_through(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        """The chunks, counted and hashed, regrouped into pieces of about ``WRITE_BYTES``: an
+        HTTP server hands the body over in pieces of a few KiB, and a store pays per write (a
+        thread hop, a syscall) rather than per byte."""
+        pending = bytearray()
         async for chunk in chunks:
             if not chunk:
                 continue
@@ -95,7 +103,12 @@ class Meter:
             if len(self.head) < SNIFF_BYTES:
                 self.head += chunk[: SNIFF_BYTES - len(self.head)]
             self._sha.update(chunk)
-            yield chunk
+            pending += chunk
+            if len(pending) >= WRITE_BYTES:
+                yield bytes(pending)
+                pending.clear()
+        if pending:
+            yield bytes(pending)
 
     @property
     def sha256(self) -> str:
