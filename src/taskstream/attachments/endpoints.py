@@ -241,6 +241,19 @@ class AttachmentController(Controller):
             )
         )
 
+    @get(
+        "/{attachment_id:uuid}/thumbnail",
+        operation_id="getAttachmentThumbnail",
+        responses=DOWNLOAD_PROBLEMS,
+    )
+    async def thumbnail(
+        self, *, attachment_id: FromPath[uuid.UUID], request: Request[Any, Any, Any]
+    ) -> Stream:
+        """The JPEG thumbnail of a stored image (404 for other files)."""
+        return _stream(
+            await _attachments(request.app.state).thumbnail(caller(request), attachment_id)
+        )
+
     @post(
         "/{attachment_id:uuid}/download-link",
         operation_id="createAttachmentDownloadLink",

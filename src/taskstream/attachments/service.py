@@ -233,6 +233,29 @@ class AttachmentService:
             attachment, blob, _ = await self._visible(session, principal, attachment_id)
         return await _primed(self._download(attachment, blob, range_header))
 
+    async def thumbnail(self, principal: Principal, attachment_id: uuid.UUID) -> Download:
+        """The JPEG thumbnail of a stored image (404 when it has none)."""
+        async with self.session_factory() as session:
+            attachment, blob, _ = await self._visible(session, principal, attachment_id)
+        stored = _require_stored(attachment, blob)
+        if not stored.thumbnail_key:
+            raise NotFoundError("The attachment has no thumbnail")
+        size = await self.store.size(stored.thumbnail_key)
+        if size is None:
+            raise NotFoundError("The attachment's thumbnail is missing")
+        return await _primed(
+            Download(
+                content_type="image/jpeg",
+                disposition=content_disposition(f"{attachment.display_name}.thumb.jpg"),
+                size=size,
+                start=0,
+                end=size,
+                partial=False,
+                chunks=self.store.get(stored.thumbnail_key),
+                etag=f'"{attachment.sha256}-thumb"',
+            )
+        )
+
     async def create_link(self, principal: Principal, attachment_id: uuid.UUID) -> DownloadLink:
         """A URL that downloads the attachment without a token until it expires."""
         async with self.session_factory() as session:

@@ -217,6 +217,14 @@ async def test_images_are_resized_with_a_thumbnail(env: PipelineEnv) -> None:
     with Image.open(io.BytesIO(got.content)) as served:
         assert max(served.size) == 64  # image_max_px in these tests
     assert stored["sha256"] == sha(out.getvalue())  # the upload's identity, not the re-encoding
+    thumb = await env.client.get(f"/attachments/{stored['id']}/thumbnail", headers=user.headers)
+    assert thumb.status_code == 200
+    assert thumb.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(thumb.content)) as small:
+        assert max(small.size) == 16  # thumbnail_px in these tests
+    text_file = await env.upload_and_process(user, task, b"no picture", name="t.txt")
+    none = await env.client.get(f"/attachments/{text_file['id']}/thumbnail", headers=user.headers)
+    assert none.status_code == 404
 
 
 async def test_declared_type_contradicted_by_the_bytes_is_served_as_octet_stream(
@@ -359,6 +367,7 @@ async def test_strangers_get_404_and_members_403_where_it_applies(local_env: Pip
     for method, url in (
         ("GET", f"/attachments/{attachment}"),
         ("GET", f"/attachments/{attachment}/content"),
+        ("GET", f"/attachments/{attachment}/thumbnail"),
         ("POST", f"/attachments/{attachment}/download-link"),
         ("DELETE", f"/attachments/{attachment}"),
         ("GET", f"/tasks/{task}/attachments"),
