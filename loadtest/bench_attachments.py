@@ -159,7 +159,19 @@ async def raw_scan(context: BenchContext) -> list[Figure]:
     return figures
 
 
-FIGURES: list[Callable[[BenchContext], Awaitable[list[Figure]]]] = [raw_put, raw_copy, raw_scan]
+async def pipeline(context: BenchContext) -> list[Figure]:
+    """The pipeline's figures: API upload and processing (bench_attachment_pipeline.py)."""
+    from loadtest.bench_attachment_pipeline import pipeline_figures  # noqa: PLC0415
+
+    return await pipeline_figures(context)
+
+
+FIGURES: list[Callable[[BenchContext], Awaitable[list[Figure]]]] = [
+    raw_put,
+    raw_copy,
+    raw_scan,
+    pipeline,
+]
 
 
 def _concurrency(context: BenchContext, size: int) -> int:

@@ -41,7 +41,9 @@ def make_settings(**overrides: object) -> Settings:
     api = base.api.model_copy(update={"health_token": SecretStr(HEALTH_TOKEN)})
     # Process listeners off: concurrent processes and test runs would race for the fixed
     # ports; tests that scrape them give each its own free port.
-    metrics = base.metrics.model_copy(update={"consume_port": 0, "relay_port": 0, "work_port": 0})
+    metrics = base.metrics.model_copy(
+        update={"consume_port": 0, "relay_port": 0, "work_port": 0, "attachments_port": 0}
+    )
     values = {
         "db": db,
         "webhooks": webhooks,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from litestar import Litestar
@@ -14,6 +15,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from redis.asyncio import Redis
 
+from taskstream.attachments.endpoints import CONTROLLERS as ATTACHMENT_CONTROLLERS
+from taskstream.attachments.service import AttachmentService
+from taskstream.attachments.storage import open_store
+from taskstream.attachments.uploads import UploadService
 from taskstream.auth.account_endpoints import CONTROLLERS as ACCOUNT_CONTROLLERS
 from taskstream.auth.endpoints import AuthController, UsersController
 from taskstream.auth.login_guard import LoginGuard
@@ -79,7 +84,16 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     lifecycle_listener.start()
     live_hub = LiveHub(settings.redis.url)
     user_status = UserStatusCache(session_factory)
+    store = open_store(settings.attachments)
     app.state.update(
+        attachment_store=store,
+        attachments=AttachmentService(settings, store, session_factory),
+        attachment_uploads=UploadService(
+            settings,
+            store,
+            session_factory,
+            partial(publisher.publish_records, settings.kafka.attachment_commands_topic),
+        ),
         engine=engine,
         session_factory=session_factory,
         redis=redis,
@@ -108,6 +122,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     finally:
         await live_hub.close()
         await lifecycle_listener.close()
+        await store.close()
         await access.close()
         await user_status.close()
         await publisher.stop()
@@ -136,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *HISTORY_CONTROLLERS,
         *NOTIFICATION_CONTROLLERS,
         *OPS_CONTROLLERS,
+        *ATTACHMENT_CONTROLLERS,
         DocsAssetsController,
     ]
     app = Litestar(

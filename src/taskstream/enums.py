@@ -62,3 +62,20 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     RETRYING = "retrying"
     DEAD = "dead"
+
+
+class AttachmentState(StrEnum):
+    """Where an attachment stands in the processing pipeline; the last three are final."""
+
+    RECEIVED = "received"
+    SCANNING = "scanning"
+    DEDUPLICATING = "deduplicating"
+    COMPRESSING = "compressing"
+    STORED = "stored"
+    QUARANTINED = "quarantined"
+    FAILED = "failed"
+
+
+class UploadSessionState(StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"

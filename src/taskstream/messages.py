@@ -184,6 +184,9 @@ EVENT_TYPES: Final = (
     "project.ownership_transferred",
     "project.member_role_changed",
     "project.member_invited",
+    "attachment.ready",
+    "attachment.quarantined",
+    "attachment.failed",
 )
 EVENT_VERSION: Final = 1
 

@@ -1,5 +1,6 @@
 """Every model, imported once so ``Base.metadata`` is complete (Alembic, schema tests)."""
 
+from taskstream.attachments.models import Attachment, Blob, UploadSession
 from taskstream.auth.models import PasswordReset, RefreshSession, User
 from taskstream.comments.models import Comment
 from taskstream.db import Base
@@ -25,7 +26,9 @@ from taskstream.tasks.models import (
 metadata = Base.metadata
 
 __all__ = [
+    "Attachment",
     "Base",
+    "Blob",
     "CommandStatus",
     "Comment",
     "EmailDelivery",
@@ -43,6 +46,7 @@ __all__ = [
     "Task",
     "TaskEvent",
     "TaskReview",
+    "UploadSession",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

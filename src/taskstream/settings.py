@@ -46,6 +46,9 @@ class KafkaSettings(BaseModel):
     task_commands_topic: str = "task-commands"
     task_commands_dlq_topic: str = "task-commands.dlq"
     task_events_topic: str = "task-events"
+    # `attachment.uploaded` commands (keyed by attachment id) and the group that processes them
+    attachment_commands_topic: str = "attachment-commands"
+    attachments_consumer_group: str = "taskstream-attachments"
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     consumer_group: str = "taskstream-appliers"
@@ -222,6 +225,7 @@ class MetricsSettings(BaseModel):
     consume_port: int = Field(default=9101, ge=0, le=65535)
     relay_port: int = Field(default=9102, ge=0, le=65535)
     work_port: int = Field(default=9103, ge=0, le=65535)
+    attachments_port: int = Field(default=9104, ge=0, le=65535)
 
 
 class OtelSettings(BaseModel):

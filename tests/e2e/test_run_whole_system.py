@@ -64,6 +64,7 @@ def test_run_serves_applies_and_stops_on_sigterm(settings: Settings, settings_en
         assert commands == [
             "taskstream api",
             "taskstream consume",
+            "taskstream process-attachments",
             "taskstream relay",
             "taskstream work",
         ]

@@ -7,6 +7,7 @@ from importlib import metadata
 import click
 
 from taskstream.cli import (
+    attachments,
     config,
     consume,
     dlq,
@@ -24,7 +25,7 @@ from taskstream.settings import get_settings
 
 # Long-running processes that export spans when an OTLP endpoint is configured (the API's
 # granian workers start their own exporter in create_app).
-TRACED_COMMANDS = frozenset({"consume", "relay", "work"})
+TRACED_COMMANDS = frozenset({"consume", "relay", "work", "process-attachments"})
 
 
 def _version() -> str:
@@ -46,5 +47,17 @@ def main(ctx: click.Context) -> None:
         telemetry.configure_tracing(settings.otel, component)
 
 
-for module in (config, infra, serve, consume, dlq, work, users, projects, status, loadtest):
+for module in (
+    config,
+    infra,
+    serve,
+    consume,
+    dlq,
+    work,
+    users,
+    projects,
+    status,
+    loadtest,
+    attachments,
+):
     module.register(main)

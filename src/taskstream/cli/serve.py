@@ -14,7 +14,13 @@ from taskstream.cli.logs import logging_config
 from taskstream.settings import get_settings
 
 # Every long-running process `taskstream run` supervises: one `taskstream <argv>` each.
-RUN_COMPONENTS: list[list[str]] = [["api"], ["consume"], ["relay"], ["work"]]
+RUN_COMPONENTS: list[list[str]] = [
+    ["api"],
+    ["consume"],
+    ["relay"],
+    ["work"],
+    ["process-attachments"],
+]
 
 
 @click.command("api")

@@ -151,16 +151,25 @@ async def probe_clamd(settings: Settings) -> ProbeResult:
     """Whether clamd answers VERSION at ``attachments.clamd_address``; never raises.
 
     Kept out of ``probe_all``: only the attachment pipeline needs clamd, and without it
-    attachments wait in ``scanning`` while everything else works."""
-    from taskstream.attachments.scanner import ClamdScanner, ScannerUnavailable  # noqa: PLC0415
-
+    attachments wait in ``scanning`` while everything else works. The command is spoken here
+    rather than through ``attachments.scanner``: infra sits below the area packages (web
+    imports it), and importing an area from here would close an import loop."""
     endpoint = clamd_endpoint(settings)
-    scanner = ClamdScanner(settings.attachments.clamd_address, timeout_s=PROBE_TIMEOUT_S)
     try:
-        return ProbeResult(endpoint, True, await scanner.version())
-    except ScannerUnavailable as exc:
-        cause = exc.__cause__ or exc
-        return ProbeResult(endpoint, False, f"{type(cause).__name__}: {cause}"[:200])
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            if endpoint.port == 0:
+                reader, writer = await asyncio.open_unix_connection(endpoint.host)
+            else:
+                reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
+            try:
+                writer.write(b"zVERSION\0")
+                await writer.drain()
+                answer = await reader.readuntil(b"\0")
+            finally:
+                writer.close()
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        return ProbeResult(endpoint, False, f"{type(exc).__name__}: {exc}"[:200])
+    return ProbeResult(endpoint, True, answer[:-1].decode("utf-8", "replace").strip())
 
 
 async def probe_all(settings: Settings) -> dict[str, ProbeResult]:

@@ -28,6 +28,8 @@ def isolated_settings(
             "task_commands_dlq_topic": f"task-commands-{run_id}.dlq",
             "task_events_topic": f"task-events-{run_id}",
             "consumer_group": f"taskstream-{run_id}",
+            "attachment_commands_topic": f"attachment-commands-{run_id}",
+            "attachments_consumer_group": f"taskstream-attachments-{run_id}",
         }
     )
     rabbit = base.rabbit.model_copy(update={"events_exchange": f"taskstream.events.{run_id}"})

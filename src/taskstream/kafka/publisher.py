@@ -110,24 +110,38 @@ class CommandPublisher:
         have been delivered. Clients retry with the same Idempotency-Key, which reproduces the
         same command ids, and the consumer dedupes them.
         """
+        if len(commands) == 1:  # the request's log lines name its command
+            current_command_id.set(str(commands[0].command_id))
+        await self.publish_records(
+            self.topic,
+            [
+                (str(command.task_id).encode(), encode_command(command), command.type)
+                for command in commands
+            ],
+            trace_id,
+        )
+
+    async def publish_records(
+        self, topic: str, records: Sequence[tuple[bytes, bytes, str]], trace_id: str
+    ) -> None:
+        """Send encoded ``(key, value, command type)`` records to ``topic`` with the same
+        acknowledgement and timeout rules as ``publish`` (other command topics use this)."""
         producer = self._producer
         if producer is None:
             PUBLISH_FAILURES.labels("not_connected").inc()
             raise UnavailableError("The message broker is unavailable", self.retry_after_s)
         trace = trace_headers(trace_id)  # traceparent, and x-trace-id for older readers
-        if len(commands) == 1:  # the request's log lines name its command
-            current_command_id.set(str(commands[0].command_id))
         started = time.perf_counter()
         deadline = self._deadlines.arm()
         try:
             acks = [
                 await producer.send(
-                    self.topic,
-                    value=encode_command(command),
-                    key=str(command.task_id).encode(),
-                    headers=[*trace, (COMMAND_TYPE_HEADER, command.type.encode())],
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=[*trace, (COMMAND_TYPE_HEADER, command_type.encode())],
                 )
-                for command in commands
+                for key, value, command_type in records
             ]
             # one command (the hot path): await its future, no gather
             await (acks[0] if len(acks) == 1 else asyncio.gather(*acks))
@@ -135,17 +149,17 @@ class CommandPublisher:
             if not deadline.expired_here():
                 raise  # the caller was cancelled (client gone): not ours to translate
             PUBLISH_FAILURES.labels("timeout").inc()
-            logger.warning("publishing %d command(s) timed out", len(commands))
+            logger.warning("publishing %d command(s) timed out", len(records))
             raise UnavailableError(
                 "The message broker did not acknowledge the command in time", self.retry_after_s
             ) from None
         except KafkaError as exc:
             PUBLISH_FAILURES.labels("error").inc()
-            logger.warning("publishing %d command(s) failed: %r", len(commands), exc)
+            logger.warning("publishing %d command(s) failed: %r", len(records), exc)
             raise UnavailableError(
                 "The message broker did not acknowledge the command in time", self.retry_after_s
             ) from exc
         finally:
             deadline.disarm()
         PUBLISH_LATENCY.observe(time.perf_counter() - started)
-        PUBLISHED_COMMANDS.inc(len(commands))
+        PUBLISHED_COMMANDS.inc(len(records))

@@ -21,6 +21,7 @@ REVIEWER = "reviewerId"
 CREATOR = "createdBy"
 PREVIOUS_ASSIGNEE = "previousAssigneeId"
 SUBJECT_USER = "userId"  # project.member_added / user.created
+UPLOADER = "uploaderId"  # attachment.*
 MANAGERS = "managers"
 # Users a task.commented event leaves out: they have their own task.mentioned event.
 MENTIONED_IDS = "mentionedIds"
@@ -62,6 +63,10 @@ RULES: Final[dict[str, tuple[str, ...]]] = {
     "project.member_role_changed": (SUBJECT_USER,),
     # only emitted when the invited address belongs to a user (userId)
     "project.member_invited": (SUBJECT_USER,),
+    # the processing consumer is the actor (none): the uploader hears too
+    "attachment.ready": (UPLOADER, ASSIGNEE, REVIEWER, CREATOR),
+    "attachment.quarantined": (UPLOADER, ASSIGNEE, REVIEWER, CREATOR),
+    "attachment.failed": (UPLOADER,),
 }
 
 # Channel defaults when a user has no explicit preference row. In-app is on for everything a

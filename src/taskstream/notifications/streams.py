@@ -168,12 +168,29 @@ async def live_events(
                     yield _end("reconnect")
                     return
                 notification = _decode(payload)
-                if notification is None or notification.id in replayed:
-                    continue
-                yield _notification(notification, payload.decode())
+                if notification is not None:
+                    if notification.id not in replayed:
+                        yield _notification(notification, payload.decode())
+                elif (other := _other_event(payload)) is not None:
+                    yield other
     finally:
         SSE_STREAMS_OPEN.dec()
         await caps.release(claim)
+
+
+def _other_event(payload: bytes) -> ServerSentEventMessage | None:
+    """A live message that is not a notification (attachment progress), sent under the event
+    name it gives (``sseEvent``) and without an ``id:``: a reconnect still resumes from the last
+    notification."""
+    try:
+        decoded = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(decoded, dict) or not isinstance(name := decoded.get("sseEvent"), str):
+        return None
+    if not name.isidentifier():  # an event name on one line, nothing a client could misread
+        return None
+    return ServerSentEventMessage(data=payload.decode(), event=name)
 
 
 def _decode(payload: bytes) -> LiveNotification | None:

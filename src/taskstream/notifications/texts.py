@@ -36,6 +36,9 @@ TITLES: Final[dict[str, str]] = {
     "project.ownership_transferred": "Project ownership transferred",
     "project.member_role_changed": "Your role in a project is now {role}",
     "project.member_invited": "You are invited to {projectName} as {role}",
+    "attachment.ready": "Attachment ready: {name}",
+    "attachment.quarantined": "Attachment quarantined (infected): {name}",
+    "attachment.failed": "Attachment failed: {name}",
 }
 
 LINK_KEYS: Final = (
@@ -48,6 +51,7 @@ LINK_KEYS: Final = (
     "role",
     "commentId",
     "invitationId",
+    "attachmentId",
 )
 
 

@@ -143,12 +143,15 @@ class RequestGuard:
                 send = _with_headers(send, decision.asgi_headers())
 
         has_body = content_length != b"0" or chunked
-        if method in _BODY_METHODS and has_body and not _is_json(content_type):
+        # routes that stream a file as the body (opt raw_body) take any content type, and no
+        # Idempotency-Key: the body is never buffered to be fingerprinted
+        raw_body = opt.get("raw_body", False)
+        if method in _BODY_METHODS and has_body and not raw_body and not _is_json(content_type):
             raise HTTPException(
                 status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
                 detail="Send the request body as application/json",
             )
-        if method == "POST" and idempotency_key is not None:
+        if method == "POST" and idempotency_key is not None and not raw_body:
             await serve_idempotent(self.app, scope, receive, send, idempotency_key)
             return
         await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ from taskstream.attachments.storage import ObjectStore, open_store
 from taskstream.infra.clamav import ClamdAddress
 from taskstream.settings import AttachmentSettings, Settings
 from tests.conftest import RUN_ID
+from tests.integration.attachments.pipeline import env, local_env, s3_env  # noqa: F401
 from tests.integration.attachments.support import PrivateClamd, S3Server, ping_blocking
 
 
