@@ -32,7 +32,7 @@ infra-down: install ## Stop only what infra-up started
 migrate: infra-up ## Upgrade the database schema to head
 	$(BIN)/taskstream migrate
 
-run: migrate ## Run the whole system in the foreground (API, consumers, relay, workers)
+run: clamav migrate ## Run the whole system in the foreground (API, consumers, relay, workers, attachment processing; installs clamd if absent)
 	exec $(BIN)/taskstream run
 
 # The dashboard test drives Debian's Chromium; it is installed here, never by the test.
