@@ -80,6 +80,23 @@ async def require_project_role(
     return role
 
 
+async def lock_project_role(
+    session: AsyncSession,
+    principal: Principal,
+    project_id: uuid.UUID,
+    min_role: ProjectRole = ProjectRole.VIEWER,
+) -> tuple[Project, ProjectRole]:
+    """The live project, locked until the transaction ends, and the caller's role in it read
+    after the lock: changes of members and ownership apply one after the other, each with
+    the role its caller holds once the previous one is committed (404 and 403 as
+    ``require_project_role``)."""
+    await require_project_role(session, principal, project_id, min_role)
+    project = await ProjectRepository.from_session(session).get_for_update(project_id)
+    if project is None or project.deleted_at is not None:
+        raise NotFoundError("Project not found")
+    return project, await require_project_role(session, principal, project_id, min_role)
+
+
 async def refuse_if_archived(session: AsyncSession, project_id: uuid.UUID) -> None:
     """409 ``project-archived`` for a write to the content of an archived project (its tasks
     take no commands and its threads no comments until it is unarchived)."""
@@ -249,11 +266,10 @@ async def change_member_role(
 ) -> None:
     """Re-rank a member under the rank rule; the designated owner and the last owner keep
     the owner role (transfer the ownership first). ``project.member_role_changed`` event."""
-    caller_role = await require_project_role(session, principal, project_id, ProjectRole.MAINTAINER)
+    project, caller_role = await lock_project_role(
+        session, principal, project_id, ProjectRole.MAINTAINER
+    )
     repo = ProjectRepository.from_session(session)
-    project = await repo.get_for_update(project_id)  # serialises concurrent demotions of owners
-    if project is None or project.deleted_at is not None:
-        raise NotFoundError("Project not found")
     target_role = await repo.member_role(project_id, user_id)
     if target_role is None:
         raise NotFoundError("The user is not a member of the project")
@@ -281,11 +297,8 @@ async def remove_member(
 ) -> None:
     """Remove a member under the rank rule, or leave; the owner stays."""
     leaving = user_id == principal.user_id
-    caller_role = await require_project_role(session, principal, project_id)
+    project, caller_role = await lock_project_role(session, principal, project_id)
     repo = ProjectRepository.from_session(session)
-    project = await repo.get(project_id)
-    if project is None:
-        raise NotFoundError("Project not found")
     if not leaving:
         check_rank(caller_role)  # a plain member learns nothing about other users
     target_role = await repo.member_role(project_id, user_id)
