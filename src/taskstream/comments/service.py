@@ -168,12 +168,15 @@ async def edit_comment(
     max_mentions: int,
     trace_id: str | None = None,
 ) -> ThreadItem:
-    """Replace the body of one's own comment and commit; members newly mentioned are told
+    """Replace the body of one's own comment (member role or above, as for writing one) and
+    commit; members newly mentioned are told
     (a user hears of a given comment's mention at most once, however often it is edited)."""
     repo = CommentRepository.from_session(session)
-    comment, task, _ = await _comment_for(session, principal, comment_id)
+    comment, task, role = await _comment_for(session, principal, comment_id)
     if comment.author_id != principal.user_id:
         raise ForbiddenError("Only the author can edit a comment")
+    if not role_at_least(role, ProjectRole.MEMBER):  # as for writing one
+        raise ForbiddenError("Editing a comment needs the member role")
     await refuse_if_archived(session, task.project_id)
     mentioned = _mentions(body, max_mentions)
     write = _CommentWrite(session, principal, task, comment_id, datetime.now(UTC), trace_id)

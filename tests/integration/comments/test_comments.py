@@ -284,3 +284,21 @@ async def test_an_archived_project_takes_no_comment_writes_but_keeps_its_thread(
             f"/projects/{crew.project_id}/unarchive", headers=crew.owner.headers
         )
         assert unarchived.status_code == 200, unarchived.text
+
+
+async def test_an_author_demoted_to_viewer_no_longer_edits(client, crew: Crew, session_factory):
+    task_id = await make_task(session_factory, crew)
+    made = (await post(client, crew.member2, task_id, {"body": "before"})).json()
+    demoted = await client.patch(
+        f"/projects/{crew.project_id}/members/{crew.member2.id}",
+        json={"role": "viewer"},
+        headers=crew.owner.headers,
+    )
+    assert demoted.status_code == 200, demoted.text
+    # a viewer writes no comments, so neither rewrites an old one
+    edited = await client.patch(
+        f"/comments/{made['id']}", json={"body": "after"}, headers=crew.member2.headers
+    )
+    assert edited.status_code == 403, edited.text
+    items = (await thread(client, crew.owner, task_id))["items"]
+    assert [i["body"] for i in items] == ["before"]
