@@ -127,7 +127,8 @@ async def add_comment(
 ) -> ThreadItem:
     """Comment on a live task (member role or above) and commit, with ``task.commented`` and
     a ``task.mentioned`` per mentioned member in the outbox. A repeated ``comment_id`` (a
-    retried request) returns the comment it made."""
+    retried request: same author, same task) returns the comment it made; any other use of
+    an existing id is a 409."""
     repo = CommentRepository.from_session(session)
     task = await _visible_task(session, principal, task_id, ProjectRole.MEMBER)
     await refuse_if_archived(session, task.project_id)
@@ -143,7 +144,8 @@ async def add_comment(
     )
     if not await repo.add(comment):
         existing = await repo.get_live(comment_id)
-        if existing is None or existing.author_id != principal.user_id:
+        mine = existing is not None and existing.author_id == principal.user_id
+        if existing is None or not mine or existing.task_id != task.id:
             raise ConflictError("A comment with this id exists")
         return await _item(repo, existing)
     mentions = await write.mentions(mentioned)

@@ -6,7 +6,12 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
+from taskstream.comments import service
+from taskstream.enums import UserRole
+from taskstream.errors import ConflictError
+from taskstream.principal import Principal
 from tests.integration.comments.support import (
     Crew,
     count_rows,
@@ -302,3 +307,30 @@ async def test_an_author_demoted_to_viewer_no_longer_edits(client, crew: Crew, s
     assert edited.status_code == 403, edited.text
     items = (await thread(client, crew.owner, task_id))["items"]
     assert [i["body"] for i in items] == ["before"]
+
+
+async def test_a_comment_id_reused_on_another_task_is_a_conflict(
+    client, crew: Crew, session_factory
+):
+    """A retry finds its comment by id; the same id sent for another task (an Idempotency-Key
+    reused after its record lapsed) must not answer with a comment of the first task."""
+    first_task = await make_task(session_factory, crew)
+    second_task = await make_task(session_factory, crew)
+    author = Principal(user_id=uuid.UUID(crew.member.id), role=UserRole.MEMBER)
+    comment_id = uuid.uuid4()
+    async with session_factory() as session:
+        made = await service.add_comment(
+            session, author, uuid.UUID(first_task), "first", comment_id=comment_id, max_mentions=5
+        )
+    assert str(made.task_id) == first_task
+    async with session_factory() as session:
+        with pytest.raises(ConflictError):
+            await service.add_comment(
+                session,
+                author,
+                uuid.UUID(second_task),
+                "second",
+                comment_id=comment_id,
+                max_mentions=5,
+            )
+    assert await count_rows(session_factory, COUNT_COMMENTS, task=second_task) == 0
