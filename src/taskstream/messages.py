@@ -184,6 +184,7 @@ EVENT_TYPES: Final = (
     "project.ownership_transferred",
     "project.member_role_changed",
     "project.member_invited",
+    "project.member_removed",
 )
 EVENT_VERSION: Final = 1
 

@@ -62,6 +62,8 @@ RULES: Final[dict[str, tuple[str, ...]]] = {
     "project.member_role_changed": (SUBJECT_USER,),
     # only emitted when the invited address belongs to a user (userId)
     "project.member_invited": (SUBJECT_USER,),
+    # no longer a member, so told nothing in-app about the project; webhooks and audit only
+    "project.member_removed": (),
 }
 
 # Channel defaults when a user has no explicit preference row. In-app is on for everything a

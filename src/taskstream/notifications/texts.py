@@ -36,6 +36,7 @@ TITLES: Final[dict[str, str]] = {
     "project.ownership_transferred": "Project ownership transferred",
     "project.member_role_changed": "Your role in a project is now {role}",
     "project.member_invited": "You are invited to {projectName} as {role}",
+    "project.member_removed": "A member left or was removed from the project",
 }
 
 LINK_KEYS: Final = (

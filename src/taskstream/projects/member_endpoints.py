@@ -140,9 +140,12 @@ class MemberController(Controller):
         user_id: FromPath[uuid.UUID],
         current_user: NamedDependency[Principal],
         db_session: NamedDependency[AsyncSession],
+        trace_id: NamedDependency[str],
     ) -> None:
         """Remove a member (maintainers remove lower ranks; anyone may leave)."""
-        await service.remove_member(db_session, current_user, project_id, user_id)
+        await service.remove_member(
+            db_session, current_user, project_id, user_id, trace_id=trace_id
+        )
         await db_session.commit()
 
     @post(

@@ -293,9 +293,15 @@ async def change_member_role(
 
 
 async def remove_member(
-    session: AsyncSession, principal: Principal, project_id: uuid.UUID, user_id: uuid.UUID
+    session: AsyncSession,
+    principal: Principal,
+    project_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    trace_id: str | None = None,
 ) -> None:
-    """Remove a member under the rank rule, or leave; the owner stays."""
+    """Remove a member under the rank rule, or leave; the owner stays.
+    ``project.member_removed`` event (``left``: the member removed themselves)."""
     leaving = user_id == principal.user_id
     project, caller_role = await lock_project_role(session, principal, project_id)
     repo = ProjectRepository.from_session(session)
@@ -310,3 +316,11 @@ async def remove_member(
         raise ConflictError("The project owner cannot be removed")
     if not await repo.remove_member(project_id, user_id):
         raise NotFoundError("The user is not a member of the project")
+    await record_project_event(
+        session,
+        "project.member_removed",
+        project_id,
+        principal.user_id,
+        {"userId": str(user_id), "role": target_role.value, "left": leaving},
+        trace_id=trace_id,
+    )
