@@ -136,13 +136,16 @@ async def transfer_ownership(
     *,
     trace_id: str | None = None,
 ) -> tuple[Project, ProjectRole]:
-    """Make another member the project's owner (owner); the previous owner becomes a
+    """Make another active member the project's owner (owner); the previous owner becomes a
     maintainer. ``project.ownership_transferred`` event."""
     project, _ = await lock_project_role(session, principal, project_id, ProjectRole.OWNER)
     repo = ProjectRepository.from_session(session)
     if project.is_personal:
         raise ConflictError("A personal project cannot change owner")
-    if await repo.member_role(project_id, user_id) is None:
+    # a deactivated member could not act as owner, and the previous owner could not undo it
+    if await repo.member_role(project_id, user_id) is None or not await repo.user_is_active(
+        user_id
+    ):
         raise NotFoundError("The user is not a member of the project")
     previous = project.owner_id
     if previous == user_id:
