@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskstream.fields import CURSOR_QUERY, Cursor
 from taskstream.principal import Principal
 from taskstream.problems import problem_responses
-from taskstream.projects import service
+from taskstream.projects import members
 from taskstream.projects.schemas import (
     AddMemberRequest,
     ChangeMemberRoleRequest,
@@ -48,7 +48,7 @@ class MemberController(Controller):
         cursor: CursorParam = None,
     ) -> MemberPage:
         """The project's members with their names and roles, by join date (members only)."""
-        rows, more = await service.list_members(
+        rows, more = await members.list_members(
             db_session,
             current_user,
             project_id,
@@ -78,7 +78,7 @@ class MemberController(Controller):
         trace_id: NamedDependency[str],
     ) -> MemberResponse:
         """Add a user directly, without their consent (administrators only; others invite)."""
-        await service.add_member(
+        await members.add_member(
             db_session,
             current_user,
             project_id=project_id,
@@ -101,7 +101,7 @@ class MemberController(Controller):
         trace_id: NamedDependency[str],
     ) -> MemberResponse:
         """Change a member's role (lower ranks than yours; maintainer and owner only by owners)."""
-        await service.change_member_role(
+        await members.change_member_role(
             db_session, current_user, project_id, user_id, data.role, trace_id=trace_id
         )
         await db_session.commit()
@@ -123,7 +123,7 @@ class MemberController(Controller):
         trace_id: NamedDependency[str],
     ) -> None:
         """Remove a member (maintainers remove lower ranks; anyone may leave)."""
-        await service.remove_member(
+        await members.remove_member(
             db_session, current_user, project_id, user_id, trace_id=trace_id
         )
         await db_session.commit()

@@ -3,7 +3,8 @@ in which PostgreSQL lets them through, the project's designated owner stays a me
 owner role, and a caller acts with the role they hold when their change is applied.
 
 Each test holds a row lock from outside (a plain transaction) so that both requests are in
-flight at the same moment, waits until PostgreSQL reports both of them waiting, then lets go.
+flight at the same moment, sends them one after the other once PostgreSQL reports the earlier
+ones waiting, then lets go.
 """
 
 from __future__ import annotations
@@ -20,23 +21,30 @@ from tests.integration.projects.conftest import Team, make_team
 
 WAITING = text(
     "SELECT count(*) FROM pg_stat_activity "
-    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    "WHERE datname = current_database() AND state = 'active' AND wait_event_type = 'Lock'"
 )
 
 
 async def _race_behind_lock(
     session_factory: Any, lock_sql: str, params: dict[str, str], *requests: Awaitable[Any]
 ) -> list[httpx.Response]:
-    """Run ``requests`` while ``lock_sql`` holds a row lock; release it once all of them (or
-    every one that reached the database) are queued behind a lock."""
+    """Run ``requests`` while ``lock_sql`` holds a row lock, each one sent once the ones
+    before it are queued behind a lock (so they reach the database in this order); release
+    the lock once all are queued."""
+    tasks: list[asyncio.Future[Any]] = []
     async with session_factory() as holder:
         await holder.execute(text(lock_sql), params)
-        tasks = [asyncio.ensure_future(r) for r in requests]
         async with session_factory() as probe:
-            for _ in range(300):
-                if (await probe.execute(WAITING)).scalar_one() >= len(tasks):
-                    break
-                await asyncio.sleep(0.02)
+            for request in requests:
+                tasks.append(asyncio.ensure_future(request))
+                for _ in range(500):
+                    waiting = (await probe.execute(WAITING)).scalar_one()
+                    await probe.rollback()  # pg_stat_activity is a snapshot per transaction
+                    if waiting >= len(tasks):
+                        break
+                    await asyncio.sleep(0.02)
+                else:
+                    raise AssertionError(f"request {len(tasks)} never waited for the lock")
         await holder.rollback()
     return list(await asyncio.gather(*tasks))
 
