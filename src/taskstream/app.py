@@ -38,6 +38,7 @@ from taskstream.ops.endpoints import CONTROLLERS as OPS_CONTROLLERS
 from taskstream.problems import EXCEPTION_HANDLERS, problem_responses
 from taskstream.projects.access import ProjectAccessCache
 from taskstream.projects.endpoints import ProjectController
+from taskstream.projects.invitation_endpoints import CONTROLLERS as INVITATION_CONTROLLERS
 from taskstream.projects.lifecycle_feed import LifecycleListener
 from taskstream.projects.member_endpoints import CONTROLLERS as MEMBER_CONTROLLERS
 from taskstream.runtime import tune_gc
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *ACCOUNT_CONTROLLERS,
         ProjectController,
         *MEMBER_CONTROLLERS,
+        *INVITATION_CONTROLLERS,
         ProjectStatsController,
         TaskController,
         CommandController,

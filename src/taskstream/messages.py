@@ -187,6 +187,7 @@ EVENT_TYPES: Final = (
     "attachment.ready",
     "attachment.quarantined",
     "attachment.failed",
+    "project.member_removed",
 )
 EVENT_VERSION: Final = 1
 

@@ -22,6 +22,7 @@ from litestar.utils.scope.state import ScopeState
 
 from taskstream.errors import DomainError, FieldError, UnavailableError, ValidationFailedError
 from taskstream.fields import pattern_message
+from taskstream.web.methods import allow_value
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +234,7 @@ def _http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException)
     if isinstance(exc, MethodNotAllowedException) and "allow" in headers:
         # HEAD is served wherever GET is (web/methods.py)
         methods = {m.strip() for m in headers.pop("allow").split(",") if m.strip()}
-        headers["Allow"] = ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
+        headers["Allow"] = allow_value(methods)
     detail = exc.detail if status < 500 else None
     return problem_response(status, detail, headers=headers or None, instance=instance)
 

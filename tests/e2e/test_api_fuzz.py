@@ -200,6 +200,14 @@ def _ids(server: ApiServer, token: str) -> dict[str, str]:
         json={"url": "https://example.com/hook", "events": ["*"], "secret": "s" * 16},
         headers=headers,
     ).json()
+    team = httpx.post(f"{server.url}/projects", json={"name": "Fuzz team"}, headers=headers).json()
+    invitation = httpx.post(
+        f"{server.url}/projects/{team['id']}/invitations",
+        json={"email": f"invitee-{uuid.uuid4().hex[:8]}@example.com", "role": "member"},
+        headers=headers,
+    ).json()
+    # every path parameter gets an id: a literal "{name}" in a path is a 404 from routing,
+    # which never reads the route's input
     return {
         "project_id": project,
         "projectId": project,
@@ -211,6 +219,10 @@ def _ids(server: ApiServer, token: str) -> dict[str, str]:
         "assigneeId": me["id"],
         "reviewerId": me["id"],
         "notification_id": str(uuid.uuid4()),
+        "invitation_id": invitation["id"],
+        # no comment without an applied task (the fuzz server runs no consumer): a well-formed
+        # unknown id still reaches the route's body validation
+        "comment_id": str(uuid.uuid4()),
     }
 
 

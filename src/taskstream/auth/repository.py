@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 from taskstream.auth.models import PasswordReset, RefreshSession, User
 from taskstream.db import Repository
 from taskstream.enums import UserRole
-from taskstream.projects.models import ProjectMember
+from taskstream.projects.models import Project, ProjectMember
 
 
 class UserRepository(Repository):
@@ -61,8 +61,9 @@ class UserRepository(Repository):
     async def find_visible_by_email(
         self, email: str, caller_id: uuid.UUID, *, everyone: bool
     ) -> User | None:
-        """The active user with ``email`` (any case) if ``everyone`` or if they share a
-        project with ``caller_id``; None otherwise, whether or not the address exists."""
+        """The active user with ``email`` (any case) if ``everyone`` or if they share a live
+        (not soft-deleted) project with ``caller_id``; None otherwise, whether or not the
+        address exists."""
         stmt = select(User).where(
             func.lower(User.email) == email.lower(), User.deleted_at.is_(None)
         )
@@ -73,6 +74,8 @@ class UserRepository(Repository):
                     mine.user_id == caller_id,
                     theirs.project_id == mine.project_id,
                     theirs.user_id == User.id,
+                    Project.id == mine.project_id,
+                    Project.deleted_at.is_(None),
                 )
             )
             stmt = stmt.where(shared)

@@ -3,13 +3,9 @@ review comments together). Every handler calls ``service.py`` in one line."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -26,10 +22,10 @@ from taskstream.comments.schemas import (
     CreateCommentRequest,
     UpdateCommentRequest,
 )
-from taskstream.errors import FieldError, ValidationFailedError
-from taskstream.fields import CURSOR_QUERY, Cursor, storable_datetime_error
+from taskstream.fields import CURSOR_QUERY, Cursor
 from taskstream.principal import Principal
 from taskstream.problems import problem_responses
+from taskstream.web.cursors import decode_position, encode_position
 from taskstream.web.idempotency import derived_id, idempotency_key
 from taskstream.web.pagination import DEFAULT_PAGE_SIZE, PageLimit, page_size
 
@@ -46,26 +42,6 @@ def _response(item: ThreadItem) -> CommentResponse:
         created_at=item.created_at,
         edited_at=item.edited_at,
     )
-
-
-def encode_cursor(item: ThreadItem) -> str:
-    raw = msgspec.json.encode([item.created_at, item.id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    """The (createdAt, id) a cursor names; 422 for anything ``encode_cursor`` cannot make."""
-    if cursor is None:
-        return None
-    invalid = ValidationFailedError([FieldError("cursor", "is not a valid cursor")])
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, item_id = msgspec.json.decode(raw, type=tuple[datetime, uuid.UUID])
-    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise invalid from exc
-    if storable_datetime_error(created_at) is not None:
-        raise invalid
-    return created_at, item_id
 
 
 def _new_comment_id(request: Request[Any, Any, Any]) -> uuid.UUID:
@@ -124,12 +100,12 @@ class TaskCommentsController(Controller):
             db_session,
             current_user,
             task_id,
-            after=decode_cursor(cursor),
+            after=decode_position(cursor),
             limit=page_size(limit, state.settings.api),
         )
         return CommentPage(
             items=[_response(i) for i in items],
-            next_cursor=encode_cursor(items[-1]) if more else None,
+            next_cursor=encode_position(items[-1].created_at, items[-1].id) if more else None,
         )
 
 

@@ -127,7 +127,8 @@ async def add_comment(
 ) -> ThreadItem:
     """Comment on a live task (member role or above) and commit, with ``task.commented`` and
     a ``task.mentioned`` per mentioned member in the outbox. A repeated ``comment_id`` (a
-    retried request) returns the comment it made."""
+    retried request: same author, same task) returns the comment it made; any other use of
+    an existing id is a 409."""
     repo = CommentRepository.from_session(session)
     task = await _visible_task(session, principal, task_id, ProjectRole.MEMBER)
     await refuse_if_archived(session, task.project_id)
@@ -143,7 +144,8 @@ async def add_comment(
     )
     if not await repo.add(comment):
         existing = await repo.get_live(comment_id)
-        if existing is None or existing.author_id != principal.user_id:
+        mine = existing is not None and existing.author_id == principal.user_id
+        if existing is None or not mine or existing.task_id != task.id:
             raise ConflictError("A comment with this id exists")
         return await _item(repo, existing)
     mentions = await write.mentions(mentioned)
@@ -168,12 +170,15 @@ async def edit_comment(
     max_mentions: int,
     trace_id: str | None = None,
 ) -> ThreadItem:
-    """Replace the body of one's own comment and commit; members newly mentioned are told
+    """Replace the body of one's own comment (member role or above, as for writing one) and
+    commit; members newly mentioned are told
     (a user hears of a given comment's mention at most once, however often it is edited)."""
     repo = CommentRepository.from_session(session)
-    comment, task, _ = await _comment_for(session, principal, comment_id)
+    comment, task, role = await _comment_for(session, principal, comment_id)
     if comment.author_id != principal.user_id:
         raise ForbiddenError("Only the author can edit a comment")
+    if not role_at_least(role, ProjectRole.MEMBER):  # as for writing one
+        raise ForbiddenError("Editing a comment needs the member role")
     await refuse_if_archived(session, task.project_id)
     mentioned = _mentions(body, max_mentions)
     write = _CommentWrite(session, principal, task, comment_id, datetime.now(UTC), trace_id)

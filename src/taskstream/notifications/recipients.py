@@ -67,6 +67,8 @@ RULES: Final[dict[str, tuple[str, ...]]] = {
     "attachment.ready": (UPLOADER, ASSIGNEE, REVIEWER, CREATOR),
     "attachment.quarantined": (UPLOADER, ASSIGNEE, REVIEWER, CREATOR),
     "attachment.failed": (UPLOADER,),
+    # no longer a member, so told nothing in-app about the project; webhooks and audit only
+    "project.member_removed": (),
 }
 
 # Channel defaults when a user has no explicit preference row. In-app is on for everything a

@@ -39,6 +39,7 @@ TITLES: Final[dict[str, str]] = {
     "attachment.ready": "Attachment ready: {name}",
     "attachment.quarantined": "Attachment quarantined (infected): {name}",
     "attachment.failed": "Attachment failed: {name}",
+    "project.member_removed": "A member left or was removed from the project",
 }
 
 LINK_KEYS: Final = (

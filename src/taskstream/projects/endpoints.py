@@ -1,5 +1,6 @@
 """Project routes: create, list mine, read, rename, archive, delete and restore, transfer
-(members and invitations: ``member_endpoints.py``; stats: tasks/read_endpoints.py)."""
+(members: ``member_endpoints.py``; invitations: ``invitation_endpoints.py``; stats:
+tasks/read_endpoints.py)."""
 
 from __future__ import annotations
 

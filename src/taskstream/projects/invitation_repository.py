@@ -87,6 +87,17 @@ class InvitationRepository(Repository):
         stmt = stmt.order_by(ProjectInvitation.created_at, ProjectInvitation.id).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 
+    async def pending_role(
+        self, project_id: uuid.UUID, invitation_id: uuid.UUID
+    ) -> ProjectRole | None:
+        """The role a pending invitation of the project grants; None if there is none."""
+        stmt = select(ProjectInvitation.role).where(
+            ProjectInvitation.id == invitation_id,
+            ProjectInvitation.project_id == project_id,
+            _PENDING,
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def revoke(self, project_id: uuid.UUID, invitation_id: uuid.UUID, now: datetime) -> bool:
         stmt = (
             update(ProjectInvitation)

@@ -113,9 +113,14 @@ async def list_project_invitations(
 async def revoke_invitation(
     session: AsyncSession, principal: Principal, project_id: uuid.UUID, invitation_id: uuid.UUID
 ) -> None:
-    """Withdraw a pending invitation (maintainer+); 404 if there is none pending."""
-    await require_project_role(session, principal, project_id, ProjectRole.MAINTAINER)
+    """Withdraw a pending invitation (maintainer+; one that grants maintainer or owner: an
+    owner, as for making it); 404 if there is none pending."""
+    caller_role = await require_project_role(session, principal, project_id, ProjectRole.MAINTAINER)
     repo = InvitationRepository.from_session(session)
+    role = await repo.pending_role(project_id, invitation_id)
+    if role is None:
+        raise NotFoundError("No pending invitation with this id")
+    check_rank(caller_role, granting=role)
     if not await repo.revoke(project_id, invitation_id, datetime.now(UTC)):
         raise NotFoundError("No pending invitation with this id")
 

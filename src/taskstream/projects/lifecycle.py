@@ -19,19 +19,9 @@ from taskstream.errors import ConflictError, FieldError, NotFoundError, Validati
 from taskstream.principal import Principal
 from taskstream.projects.models import Project
 from taskstream.projects.repository import ProjectRepository
-from taskstream.projects.service import (
-    record_project_event,
-    require_project_role,
-)
+from taskstream.projects.service import lock_project_role, record_project_event
 
 PURGE_BATCH = 100
-
-
-async def _locked(session: AsyncSession, project_id: uuid.UUID) -> Project:
-    project = await ProjectRepository.from_session(session).get_for_update(project_id)
-    if project is None or project.deleted_at is not None:
-        raise NotFoundError("Project not found")
-    return project
 
 
 async def update_project(
@@ -47,8 +37,7 @@ async def update_project(
     sent = {k: v for k, v in changes.items() if v is not msgspec.UNSET}
     if not sent:
         raise ValidationFailedError([FieldError("$", "name at least one field to change")])
-    role = await require_project_role(session, principal, project_id, ProjectRole.MAINTAINER)
-    project = await _locked(session, project_id)
+    project, role = await lock_project_role(session, principal, project_id, ProjectRole.MAINTAINER)
     for field, value in sent.items():
         setattr(project, field, value)
     project.updated_at = datetime.now(UTC)
@@ -69,8 +58,7 @@ async def set_archived(
 ) -> tuple[Project, ProjectRole]:
     """Archive (readable, no new task commands) or unarchive a project (owner). Asking for
     the state the project is already in changes nothing and records no event."""
-    role = await require_project_role(session, principal, project_id, ProjectRole.OWNER)
-    project = await _locked(session, project_id)
+    project, role = await lock_project_role(session, principal, project_id, ProjectRole.OWNER)
     if project.is_personal:
         raise ConflictError("A personal project cannot be archived")
     if (project.archived_at is not None) == archived:
@@ -91,8 +79,7 @@ async def delete_project(
 ) -> None:
     """Soft-delete a project (owner): 404 for everyone at once, restorable by its owner
     within the grace period, purged after it."""
-    await require_project_role(session, principal, project_id, ProjectRole.OWNER)
-    project = await _locked(session, project_id)
+    project, _ = await lock_project_role(session, principal, project_id, ProjectRole.OWNER)
     if project.is_personal:
         raise ConflictError("A personal project cannot be deleted")
     project.deleted_at = datetime.now(UTC)
@@ -149,20 +136,23 @@ async def transfer_ownership(
     *,
     trace_id: str | None = None,
 ) -> tuple[Project, ProjectRole]:
-    """Make another member the project's owner (owner); the previous owner becomes a
+    """Make another active member the project's owner (owner); the previous owner becomes a
     maintainer. ``project.ownership_transferred`` event."""
-    await require_project_role(session, principal, project_id, ProjectRole.OWNER)
+    project, _ = await lock_project_role(session, principal, project_id, ProjectRole.OWNER)
     repo = ProjectRepository.from_session(session)
-    project = await _locked(session, project_id)
     if project.is_personal:
         raise ConflictError("A personal project cannot change owner")
-    if await repo.member_role(project_id, user_id) is None:
+    # a deactivated member could not act as owner, and the previous owner could not undo it
+    if await repo.member_role(project_id, user_id) is None or not await repo.user_is_active(
+        user_id
+    ):
         raise NotFoundError("The user is not a member of the project")
     previous = project.owner_id
     if previous == user_id:
         raise ConflictError("The user already owns the project")
     project.owner_id = user_id
-    await repo.set_member_role(project_id, user_id, ProjectRole.OWNER)
+    if not await repo.set_member_role(project_id, user_id, ProjectRole.OWNER):
+        raise NotFoundError("The user is not a member of the project")
     await repo.set_member_role(project_id, previous, ProjectRole.MAINTAINER)
     await session.flush()
     await record_project_event(

@@ -43,8 +43,14 @@ class ProjectRepository(Repository):
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def get_for_update(self, project_id: uuid.UUID) -> Project | None:
-        """A project, deleted or not, locked until the transaction ends."""
-        stmt = select(Project).where(Project.id == project_id).with_for_update()
+        """A project, deleted or not, locked until the transaction ends and read afresh (an
+        earlier read in the session may predate a change committed while this one waited)."""
+        stmt = (
+            select(Project)
+            .where(Project.id == project_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def lifecycle(self, project_id: uuid.UUID) -> LifecycleRow | None:

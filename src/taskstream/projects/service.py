@@ -1,7 +1,7 @@
 """Projects and memberships: written synchronously, strongly consistent, low volume.
 
-Lifecycle changes (rename, archive, delete, transfer) are in ``lifecycle.py``, invitations in
-``invitations.py``; both use the rules defined here."""
+Lifecycle changes (rename, archive, delete, transfer) are in ``lifecycle.py``, member changes
+in ``members.py``, invitations in ``invitations.py``; all use the rules defined here."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskstream.enums import ProjectRole
-from taskstream.errors import ConflictError, ForbiddenError, NotFoundError, ProjectArchivedError
+from taskstream.errors import ForbiddenError, NotFoundError, ProjectArchivedError
 from taskstream.messages import DomainEvent
 from taskstream.outbox.ids import derived_event_id
 from taskstream.outbox.repository import OutboxRepository
 from taskstream.principal import Principal
 from taskstream.projects.models import Project
-from taskstream.projects.repository import MemberRow, ProjectRepository
+from taskstream.projects.repository import ProjectRepository
 
 ROLE_RANK: dict[ProjectRole, int] = {
     ProjectRole.VIEWER: 0,
@@ -78,6 +78,23 @@ async def require_project_role(
     if not role_at_least(role, min_role):
         raise ForbiddenError(f"This needs the {min_role.value} role in the project")
     return role
+
+
+async def lock_project_role(
+    session: AsyncSession,
+    principal: Principal,
+    project_id: uuid.UUID,
+    min_role: ProjectRole = ProjectRole.VIEWER,
+) -> tuple[Project, ProjectRole]:
+    """The live project, locked until the transaction ends, and the caller's role in it read
+    after the lock: changes of members and ownership apply one after the other, each with
+    the role its caller holds once the previous one is committed (404 and 403 as
+    ``require_project_role``)."""
+    await require_project_role(session, principal, project_id, min_role)
+    project = await ProjectRepository.from_session(session).get_for_update(project_id)
+    if project is None or project.deleted_at is not None:
+        raise NotFoundError("Project not found")
+    return project, await require_project_role(session, principal, project_id, min_role)
 
 
 async def refuse_if_archived(session: AsyncSession, project_id: uuid.UUID) -> None:
@@ -193,107 +210,3 @@ async def add_member_directly(
         trace_id=trace_id,
     )
     return True
-
-
-async def add_member(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    project_id: uuid.UUID,
-    user_id: uuid.UUID,
-    role: ProjectRole,
-    trace_id: str | None = None,
-) -> None:
-    """Add a member without their consent: administrators only (others invite by email)."""
-    await require_project_role(session, principal, project_id)
-    if not principal.is_admin:
-        raise ForbiddenError(
-            "Adding members directly is for administrators; invite them by email instead"
-        )
-    if not await ProjectRepository.from_session(session).user_is_active(user_id):
-        raise NotFoundError("User not found")
-    added = await add_member_directly(
-        session,
-        project_id=project_id,
-        user_id=user_id,
-        role=role,
-        actor_id=principal.user_id,
-        trace_id=trace_id,
-    )
-    if not added:
-        raise ConflictError("The user is already a member of the project")
-
-
-async def list_members(
-    session: AsyncSession,
-    principal: Principal,
-    project_id: uuid.UUID,
-    *,
-    after: tuple[datetime, uuid.UUID] | None,
-    limit: int,
-) -> tuple[Sequence[MemberRow], bool]:
-    """A page of the project's members (members only), oldest first, and whether more follow."""
-    await require_project_role(session, principal, project_id)
-    rows = await ProjectRepository.from_session(session).members_page(project_id, after, limit + 1)
-    return rows[:limit], len(rows) > limit
-
-
-async def change_member_role(
-    session: AsyncSession,
-    principal: Principal,
-    project_id: uuid.UUID,
-    user_id: uuid.UUID,
-    role: ProjectRole,
-    *,
-    trace_id: str | None = None,
-) -> None:
-    """Re-rank a member under the rank rule; the designated owner and the last owner keep
-    the owner role (transfer the ownership first). ``project.member_role_changed`` event."""
-    caller_role = await require_project_role(session, principal, project_id, ProjectRole.MAINTAINER)
-    repo = ProjectRepository.from_session(session)
-    project = await repo.get_for_update(project_id)  # serialises concurrent demotions of owners
-    if project is None or project.deleted_at is not None:
-        raise NotFoundError("Project not found")
-    target_role = await repo.member_role(project_id, user_id)
-    if target_role is None:
-        raise NotFoundError("The user is not a member of the project")
-    check_rank(caller_role, target=target_role, granting=role)
-    if role is target_role:
-        return
-    if target_role is ProjectRole.OWNER:
-        if project.owner_id == user_id:
-            raise ConflictError("The project's owner keeps the owner role; transfer it first")
-        if await repo.owner_count(project_id) <= 1:
-            raise ConflictError("The last owner cannot be demoted")
-    await repo.set_member_role(project_id, user_id, role)
-    await record_project_event(
-        session,
-        "project.member_role_changed",
-        project_id,
-        principal.user_id,
-        {"userId": str(user_id), "role": role.value, "previousRole": target_role.value},
-        trace_id=trace_id,
-    )
-
-
-async def remove_member(
-    session: AsyncSession, principal: Principal, project_id: uuid.UUID, user_id: uuid.UUID
-) -> None:
-    """Remove a member under the rank rule, or leave; the owner stays."""
-    leaving = user_id == principal.user_id
-    caller_role = await require_project_role(session, principal, project_id)
-    repo = ProjectRepository.from_session(session)
-    project = await repo.get(project_id)
-    if project is None:
-        raise NotFoundError("Project not found")
-    if not leaving:
-        check_rank(caller_role)  # a plain member learns nothing about other users
-    target_role = await repo.member_role(project_id, user_id)
-    if target_role is None:
-        raise NotFoundError("The user is not a member of the project")
-    if not leaving:
-        check_rank(caller_role, target=target_role)
-    if project.owner_id == user_id:
-        raise ConflictError("The project owner cannot be removed")
-    if not await repo.remove_member(project_id, user_id):
-        raise NotFoundError("The user is not a member of the project")

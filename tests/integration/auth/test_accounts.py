@@ -75,6 +75,18 @@ async def test_a_deactivated_co_member_is_not_found(client, session_factory):
     assert response.json() == []
 
 
+async def test_a_deleted_shared_project_no_longer_makes_a_user_findable(client, session_factory):
+    alice = await register_and_login(client, "Alice")
+    bob = await register_and_login(client, "Bob")
+    project_id = await share_project(session_factory, alice, bob)
+    deleted = await client.delete(f"/projects/{project_id}", headers=alice.headers)
+    assert deleted.status_code == 204, deleted.text
+    # the project is gone for both of them: they are strangers again
+    response = await client.get("/users", params={"email": bob.email}, headers=alice.headers)
+    assert response.status_code == 200
+    assert response.json() == []
+
+
 @pytest.mark.parametrize(
     "query",
     [{}, {"email": ""}, {"email": "a\x00b@example.com"}, {"email": "x" * 321}, {"email": "ab"}],

@@ -6,7 +6,12 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
+from taskstream.comments import service
+from taskstream.enums import UserRole
+from taskstream.errors import ConflictError
+from taskstream.principal import Principal
 from tests.integration.comments.support import (
     Crew,
     count_rows,
@@ -284,3 +289,48 @@ async def test_an_archived_project_takes_no_comment_writes_but_keeps_its_thread(
             f"/projects/{crew.project_id}/unarchive", headers=crew.owner.headers
         )
         assert unarchived.status_code == 200, unarchived.text
+
+
+async def test_an_author_demoted_to_viewer_no_longer_edits(client, crew: Crew, session_factory):
+    task_id = await make_task(session_factory, crew)
+    made = (await post(client, crew.member2, task_id, {"body": "before"})).json()
+    demoted = await client.patch(
+        f"/projects/{crew.project_id}/members/{crew.member2.id}",
+        json={"role": "viewer"},
+        headers=crew.owner.headers,
+    )
+    assert demoted.status_code == 200, demoted.text
+    # a viewer writes no comments, so neither rewrites an old one
+    edited = await client.patch(
+        f"/comments/{made['id']}", json={"body": "after"}, headers=crew.member2.headers
+    )
+    assert edited.status_code == 403, edited.text
+    items = (await thread(client, crew.owner, task_id))["items"]
+    assert [i["body"] for i in items] == ["before"]
+
+
+async def test_a_comment_id_reused_on_another_task_is_a_conflict(
+    client, crew: Crew, session_factory
+):
+    """A retry finds its comment by id; the same id sent for another task (an Idempotency-Key
+    reused after its record lapsed) must not answer with a comment of the first task."""
+    first_task = await make_task(session_factory, crew)
+    second_task = await make_task(session_factory, crew)
+    author = Principal(user_id=uuid.UUID(crew.member.id), role=UserRole.MEMBER)
+    comment_id = uuid.uuid4()
+    async with session_factory() as session:
+        made = await service.add_comment(
+            session, author, uuid.UUID(first_task), "first", comment_id=comment_id, max_mentions=5
+        )
+    assert str(made.task_id) == first_task
+    async with session_factory() as session:
+        with pytest.raises(ConflictError):
+            await service.add_comment(
+                session,
+                author,
+                uuid.UUID(second_task),
+                "second",
+                comment_id=comment_id,
+                max_mentions=5,
+            )
+    assert await count_rows(session_factory, COUNT_COMMENTS, task=second_task) == 0

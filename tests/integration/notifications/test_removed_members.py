@@ -8,7 +8,7 @@ from taskstream.models import EmailDelivery
 from taskstream.notifications.email import Mailer, deliver_email
 from taskstream.notifications.service import deliver_in_app, resolve_recipients
 from taskstream.principal import Principal
-from taskstream.projects.service import remove_member
+from taskstream.projects.members import remove_member
 from tests.integration.notifications.conftest import (
     SmtpSink,
     Team,

@@ -345,3 +345,15 @@ async def test_answering_unknown_or_malformed_ids(client, alice: ApiUser):
         assert malformed.headers["content-type"].startswith("application/problem+json")
     anonymous = await client.post(f"/invitations/{uuid.uuid4()}/accept")
     assert anonymous.status_code == 401
+
+
+async def test_a_maintainer_cannot_withdraw_what_only_an_owner_may_grant(
+    client, team: Team, alice: ApiUser
+):
+    created = await invite(client, team, team.owner.headers, alice.email, role="maintainer")
+    assert created.status_code == 201, created.text
+    path = f"/projects/{team.project_id}/invitations/{created.json()['id']}"
+    refused = await client.delete(path, headers=team.maintainer.headers)
+    assert refused.status_code == 403, refused.text
+    assert [i["role"] for i in await mine(client, alice)] == ["maintainer"]
+    assert (await client.delete(path, headers=team.owner.headers)).status_code == 204

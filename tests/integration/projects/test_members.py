@@ -256,3 +256,28 @@ async def test_owners_remove_co_owners_but_never_the_designated_owner(client, te
 async def test_an_admin_archives_like_an_owner(client, team: Team, admin: ApiUser):
     archived = await client.post(f"/projects/{team.project_id}/archive", headers=admin.headers)
     assert archived.status_code == 200 and archived.json()["archivedAt"] is not None
+
+
+async def test_a_removal_and_a_leave_each_write_one_member_removed_event(
+    client, team: Team, session_factory
+):
+    base = f"/projects/{team.project_id}/members"
+    removed = await client.delete(f"{base}/{team.viewer.id}", headers=team.maintainer.headers)
+    assert removed.status_code == 204
+    left = await client.delete(f"{base}/{team.member.id}", headers=team.member.headers)
+    assert left.status_code == 204
+    async with session_factory() as session:
+        payloads = (
+            await session.scalars(
+                text(
+                    "SELECT payload FROM outbox WHERE aggregate_id = :p"
+                    " AND event_type = 'project.member_removed' ORDER BY created_at"
+                ),
+                {"p": team.project_id},
+            )
+        ).all()
+    data = [json.loads(bytes(p))["data"] for p in payloads]
+    assert [(d["userId"], d["left"]) for d in data] == [
+        (team.viewer.id, False),
+        (team.member.id, True),
+    ]

@@ -363,3 +363,19 @@ async def test_transfer_refusals(client, team: Team, alice: ApiUser):
         headers=alice.headers,
     )
     assert_problem(personal, 409)
+
+
+async def test_ownership_cannot_go_to_a_deactivated_member(client, team: Team, admin: ApiUser):
+    deactivated = await client.post(
+        f"/admin/users/{team.member.id}/deactivate", headers=admin.headers
+    )
+    assert deactivated.status_code == 200, deactivated.text
+    # nobody could act as the project's owner any more, and the owner could not take it back
+    refused = await client.post(
+        f"/projects/{team.project_id}/transfer",
+        json={"userId": team.member.id},
+        headers=team.owner.headers,
+    )
+    assert_problem(refused, 404)
+    project = await client.get(f"/projects/{team.project_id}", headers=team.owner.headers)
+    assert project.json()["ownerId"] == team.owner.id

@@ -1,4 +1,6 @@
-"""Opaque list cursors of the project routes: a (datetime, uuid) position, base64 JSON."""
+"""The opaque cursor of a list in (timestamp, id) order: the last item's position, base64 JSON.
+One format, so a crafted cursor is refused the same way (422 on ``cursor``) on every such list
+and never reaches SQL with an unstorable datetime."""
 
 from __future__ import annotations
 
