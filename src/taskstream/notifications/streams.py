@@ -14,6 +14,7 @@ queued, and one that was both read and queued is sent once.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -178,6 +179,9 @@ async def live_events(
         await caps.release(claim)
 
 
+_EVENT_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+
+
 def _other_event(payload: bytes) -> ServerSentEventMessage | None:
     """A live message that is not a notification (attachment progress), sent under the event
     name it gives (``sseEvent``) and without an ``id:``: a reconnect still resumes from the last
@@ -188,7 +192,7 @@ def _other_event(payload: bytes) -> ServerSentEventMessage | None:
         return None
     if not isinstance(decoded, dict) or not isinstance(name := decoded.get("sseEvent"), str):
         return None
-    if not name.isidentifier():  # an event name on one line, nothing a client could misread
+    if not _EVENT_NAME.fullmatch(name):  # one short line: nothing a client could misread
         return None
     return ServerSentEventMessage(data=payload.decode(), event=name)
 

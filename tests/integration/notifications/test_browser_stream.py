@@ -19,7 +19,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from taskstream.notifications.live import publish_live
+from taskstream.notifications.live import publish_live, user_channel
 from taskstream.notifications.schemas import LiveNotification
 from taskstream.notifications.service import position
 from taskstream.notifications.streams import REPLAY_MAX
@@ -360,3 +360,23 @@ async def test_head_on_the_stream_answers_headers_and_holds_no_place(http):
         stream(http, Authorization=f"Bearer {user.token}") as two,
     ):
         assert await one.next() == await two.next() == ": connected"
+
+
+async def test_other_live_events_keep_their_name_and_never_move_the_resume_position(
+    http, redis: Redis
+):
+    user = await register_and_login(http, "Progress")
+    progress = {"sseEvent": "attachment.progress", "id": str(uuid.uuid4()), "state": "scanning"}
+    async with stream(http, Authorization=f"Bearer {user.token}") as events:
+        assert await events.next() == ": connected"
+        channel = user_channel(uuid.UUID(user.id))
+        await redis.publish(channel, msgspec.json.encode({"sseEvent": "bad\nname", "x": 1}))
+        await redis.publish(channel, msgspec.json.encode(progress))
+        block = await events.next()
+        while block.startswith(":"):
+            block = await events.next()
+    lines = block.split("\r\n")
+    assert "event: attachment.progress" in lines
+    # no ``id:``: EventSource keeps the last notification's position for Last-Event-ID
+    assert not [line for line in lines if line.startswith("id:")]
+    assert msgspec.json.decode(block.split("data: ", 1)[1]) == progress

@@ -194,11 +194,13 @@ async def test_every_protected_route_answers_401_with_its_instance(client, api_a
         if path in ("/auth/login", "/auth/register", "/auth/refresh", "/metrics"):
             continue
         url = concrete(path)
-        method = sorted(handler.http_methods)[0]
+        # a HEAD-only route (an upload's offset) answers the same problem, without its body
+        method = sorted(handler.http_methods - {"HEAD"} or {"HEAD"})[0]
         response = await client.request(method, url)
         assert response.status_code == 401, (method, url, response.text)
         assert response.headers["content-type"].startswith(PROBLEM)
-        assert response.json()["instance"] == url
+        if method != "HEAD":
+            assert response.json()["instance"] == url
         checked += 1
     assert checked > 20
 
