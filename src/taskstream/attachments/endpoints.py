@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, head, patch, post
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.exceptions import InternalServerException
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
@@ -48,6 +48,14 @@ RAW_BODY = {"raw_body": True}
 UPLOAD_PROBLEMS = problem_responses(403, 404, 409, 413, 422)
 READ_PROBLEMS = problem_responses(404)
 DOWNLOAD_PROBLEMS = problem_responses(404, 409, 416)
+# Downloads answer with the stored file's own type (set per response by the Stream), so the
+# document says "any"; the HEAD route has no body, only the headers below.
+ANY_TYPE = "*/*"
+NO_BODY = "application/octet-stream"
+OFFSET_HEADERS = [
+    ResponseHeader(name="Upload-Offset", description="Bytes received", documentation_only=True),
+    ResponseHeader(name="Upload-Length", description="Bytes expected", documentation_only=True),
+]
 NameQuery = Annotated[
     str | None,
     QueryParameter(
@@ -204,7 +212,13 @@ class AttachmentController(Controller):
         )
         return Response(upload, headers=_session_headers(upload))
 
-    @head("/uploads/{upload_id:uuid}", operation_id="headAttachmentUpload", responses=READ_PROBLEMS)
+    @head(
+        "/uploads/{upload_id:uuid}",
+        operation_id="headAttachmentUpload",
+        responses=READ_PROBLEMS,
+        media_type=NO_BODY,
+        response_headers=OFFSET_HEADERS,
+    )
     async def head_upload(
         self, *, upload_id: FromPath[uuid.UUID], request: Request[Any, Any, Any]
     ) -> Response[None]:
@@ -230,6 +244,7 @@ class AttachmentController(Controller):
         "/{attachment_id:uuid}/content",
         operation_id="downloadAttachment",
         responses=DOWNLOAD_PROBLEMS,
+        media_type=ANY_TYPE,
     )
     async def download(
         self, *, attachment_id: FromPath[uuid.UUID], request: Request[Any, Any, Any]
@@ -245,6 +260,7 @@ class AttachmentController(Controller):
         "/{attachment_id:uuid}/thumbnail",
         operation_id="getAttachmentThumbnail",
         responses=DOWNLOAD_PROBLEMS,
+        media_type="image/jpeg",
     )
     async def thumbnail(
         self, *, attachment_id: FromPath[uuid.UUID], request: Request[Any, Any, Any]
@@ -287,6 +303,7 @@ class AttachmentLinkController(Controller):
         "/{token:str}",
         operation_id="downloadAttachmentByLink",
         responses=DOWNLOAD_PROBLEMS,
+        media_type=ANY_TYPE,
         exclude_from_auth=True,
         security=[],
     )
