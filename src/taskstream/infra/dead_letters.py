@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -23,6 +24,24 @@ ERROR_HEADERS = frozenset(
     {"x-error", "x-original-topic", "x-original-partition", "x-original-offset", "x-failed-at"}
 )
 REPLAYED_FROM_HEADER = "x-replayed-from"
+
+
+def dead_letter_headers(
+    headers: Sequence[tuple[str, bytes]] | None,
+    error: str,
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+) -> list[tuple[str, bytes]]:
+    """The original headers plus what failed, where the message came from and when."""
+    extra = {
+        "x-error": error[:1000],
+        "x-original-topic": topic or "",
+        "x-original-partition": str(partition),
+        "x-original-offset": str(offset),
+        "x-failed-at": datetime.now(UTC).isoformat(),
+    }
+    return [*(headers or ()), *((k, v.encode()) for k, v in extra.items())]
 
 
 @dataclass(frozen=True, slots=True)
