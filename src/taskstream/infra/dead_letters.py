@@ -62,6 +62,18 @@ class DeadLetter:
         return [(k, v) for k, v in self.headers if k not in ERROR_HEADERS]
 
 
+def attachment_dead_letters(settings: KafkaSettings) -> KafkaSettings:
+    """``settings`` seen from the attachment commands' dead-letter topic, so listing,
+    counting and replaying (which read ``task_commands_dlq_topic`` and replay to
+    ``task_commands_topic``) work on the attachment topics instead."""
+    return settings.model_copy(
+        update={
+            "task_commands_topic": settings.attachment_commands_topic,
+            "task_commands_dlq_topic": settings.attachment_commands_dlq_topic,
+        }
+    )
+
+
 def parse_id(letter_id: str) -> tuple[int, int]:
     """``<partition>:<offset>`` -> (partition, offset); ValueError if malformed."""
     partition, sep, offset = letter_id.partition(":")

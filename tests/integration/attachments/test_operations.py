@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from taskstream.app import create_app
-from taskstream.infra.dead_letters import read_dead_letters
+from taskstream.infra.dead_letters import attachment_dead_letters, read_dead_letters
 from taskstream.infra.lag import attachments_group, group_lag
 from taskstream.infra.topics import delete_topics, ensure_topics
 from taskstream.kafka import new_producer
@@ -185,17 +185,23 @@ async def test_garbage_is_dead_lettered_and_operators_see_lag_and_metrics(
             await _until(settled, 120, "both attachments stored", child)
             await _until(drained, 60, "the group's lag at 0", child)
 
-            letters = await read_dead_letters(
-                kafka.model_copy(
-                    update={"task_commands_dlq_topic": kafka.attachment_commands_dlq_topic}
-                )
-            )
+            letters = await read_dead_letters(attachment_dead_letters(kafka))
             assert len(letters) == 1, child.output()
             letter = letters[0]
             assert (letter.key, letter.value) == (b"garbage", GARBAGE)
             assert letter.original_headers == [("traceparent", b"kept")]
             assert letter.header("x-original-topic") == kafka.attachment_commands_topic
             assert letter.header("x-error")
+            listed = subprocess.run(
+                taskstream_argv("dlq", "list", "--attachments"),
+                env=_env(settings),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert listed.returncode == 0, listed.stderr
+            assert f"{letter.id}  {kafka.attachment_commands_topic}[" in listed.stdout
+            assert "1 dead letter(s)" in listed.stdout
 
             metrics = await asyncio.to_thread(_scrape, settings.metrics.attachments_port)
             assert metrics['taskstream_attachments_processed_total{state="stored"}'] == 2
