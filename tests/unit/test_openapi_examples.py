@@ -32,7 +32,6 @@ NON_JSON_SUCCESS = {
     "downloadAttachment": "the stored file's own bytes, streamed with its content type",
     "getAttachmentThumbnail": "image/jpeg bytes of the stored image's thumbnail",
     "downloadAttachmentByLink": "the stored file's own bytes through a signed link",
-    "headAttachmentUpload": "HEAD: no body, the offset is in the Upload-Offset header",
 }
 
 APP = create_app(Settings())

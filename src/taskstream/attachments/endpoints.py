@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, head, patch, post
-from litestar.datastructures import ResponseHeader, State
+from litestar.datastructures import State
 from litestar.exceptions import InternalServerException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import (
@@ -48,14 +49,25 @@ RAW_BODY = {"raw_body": True}
 UPLOAD_PROBLEMS = problem_responses(403, 404, 409, 413, 422)
 READ_PROBLEMS = problem_responses(404)
 DOWNLOAD_PROBLEMS = problem_responses(404, 409, 416)
-# Downloads answer with the stored file's own type (set per response by the Stream), so the
-# document says "any"; the HEAD route has no body, only the headers below.
-ANY_TYPE = "*/*"
-NO_BODY = "application/octet-stream"
-OFFSET_HEADERS = [
-    ResponseHeader(name="Upload-Offset", description="Bytes received", documentation_only=True),
-    ResponseHeader(name="Upload-Length", description="Bytes expected", documentation_only=True),
-]
+# The success responses as the document shows them: a download is the stored file in its own
+# type (the Stream sets it per response; a route-level media_type would override it), so "any
+# type"; HEAD has headers and no body. (Litestar puts these over its generated 200.)
+FILE_RESPONSES = {
+    200: ResponseSpec(
+        bytes, media_type="*/*", description="The file, in its own type", generate_examples=False
+    ),
+    206: ResponseSpec(
+        bytes, media_type="*/*", description="The requested range", generate_examples=False
+    ),
+}
+THUMBNAIL_RESPONSE = {
+    200: ResponseSpec(
+        bytes, media_type="image/jpeg", description="The thumbnail", generate_examples=False
+    )
+}
+OFFSET_RESPONSE = {
+    200: ResponseSpec(None, description="No body: `Upload-Offset` and `Upload-Length` headers")
+}
 NameQuery = Annotated[
     str | None,
     QueryParameter(
@@ -215,9 +227,7 @@ class AttachmentController(Controller):
     @head(
         "/uploads/{upload_id:uuid}",
         operation_id="headAttachmentUpload",
-        responses=READ_PROBLEMS,
-        media_type=NO_BODY,
-        response_headers=OFFSET_HEADERS,
+        responses={**READ_PROBLEMS, **OFFSET_RESPONSE},
     )
     async def head_upload(
         self, *, upload_id: FromPath[uuid.UUID], request: Request[Any, Any, Any]
@@ -243,8 +253,7 @@ class AttachmentController(Controller):
     @get(
         "/{attachment_id:uuid}/content",
         operation_id="downloadAttachment",
-        responses=DOWNLOAD_PROBLEMS,
-        media_type=ANY_TYPE,
+        responses={**DOWNLOAD_PROBLEMS, **FILE_RESPONSES},
     )
     async def download(
         self, *, attachment_id: FromPath[uuid.UUID], request: Request[Any, Any, Any]
@@ -259,8 +268,7 @@ class AttachmentController(Controller):
     @get(
         "/{attachment_id:uuid}/thumbnail",
         operation_id="getAttachmentThumbnail",
-        responses=DOWNLOAD_PROBLEMS,
-        media_type="image/jpeg",
+        responses={**DOWNLOAD_PROBLEMS, **THUMBNAIL_RESPONSE},
     )
     async def thumbnail(
         self, *, attachment_id: FromPath[uuid.UUID], request: Request[Any, Any, Any]
@@ -302,8 +310,7 @@ class AttachmentLinkController(Controller):
     @get(
         "/{token:str}",
         operation_id="downloadAttachmentByLink",
-        responses=DOWNLOAD_PROBLEMS,
-        media_type=ANY_TYPE,
+        responses={**DOWNLOAD_PROBLEMS, **FILE_RESPONSES},
         exclude_from_auth=True,
         security=[],
     )

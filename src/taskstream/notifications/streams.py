@@ -14,6 +14,7 @@ queued, and one that was both read and queued is sent once.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -178,6 +179,11 @@ async def live_events(
         await caps.release(claim)
 
 
+# A live event's name: dotted words such as ``attachment.progress``, on one line (an SSE
+# ``event:`` field ends at a line break, so nothing else could be smuggled into the stream).
+EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*")
+
+
 def _other_event(payload: bytes) -> ServerSentEventMessage | None:
     """A live message that is not a notification (attachment progress), sent under the event
     name it gives (``sseEvent``) and without an ``id:``: a reconnect still resumes from the last
@@ -188,7 +194,7 @@ def _other_event(payload: bytes) -> ServerSentEventMessage | None:
         return None
     if not isinstance(decoded, dict) or not isinstance(name := decoded.get("sseEvent"), str):
         return None
-    if not name.isidentifier():  # an event name on one line, nothing a client could misread
+    if not EVENT_NAME.fullmatch(name):
         return None
     return ServerSentEventMessage(data=payload.decode(), event=name)
 

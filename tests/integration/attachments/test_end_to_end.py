@@ -18,7 +18,7 @@ import pytest
 from taskstream.infra.topics import delete_topics, ensure_topics, topic_names
 from taskstream.settings import AttachmentSettings, Settings
 from tests.integration.attachments.pipeline import EICAR, limits, sha, with_attachments
-from tests.integration.http_support import free_port, insert_task, register_and_login
+from tests.integration.http_support import free_port, insert_task, join_project, register_and_login
 from tests.integration.notifications.conftest import Processes, delete_topology, env_for, wait_for
 
 pytestmark = [pytest.mark.slow]
@@ -105,12 +105,7 @@ async def test_upload_to_notification_on_each_store(
     assignee = await register_and_login(client, "Assignee")
     project = await client.post("/projects", json={"name": "Docs"}, headers=uploader.headers)
     project_id = project.json()["id"]
-    added = await client.post(
-        f"/projects/{project_id}/members",
-        json={"userId": assignee.id, "role": "member"},
-        headers=uploader.headers,
-    )
-    assert added.status_code == 201, added.text
+    await join_project(client, project_id, uploader.headers, assignee.email, assignee.headers)
     task = await insert_task(session_factory, project_id, uploader.id, assignee_id=assignee.id)
 
     pushed: list[tuple[str, dict]] = []

@@ -12,6 +12,7 @@ from PIL import Image
 
 from taskstream.attachments.links import LinkSigner
 from tests.integration.attachments.pipeline import EICAR, MAX_UPLOAD, PipelineEnv, sha
+from tests.integration.http_support import join_project
 
 
 async def test_upload_is_scanned_deduplicated_compressed_and_stored(env: PipelineEnv) -> None:
@@ -352,13 +353,7 @@ async def test_strangers_get_404_and_members_403_where_it_applies(local_env: Pip
     project = await env.client.post("/projects", json={"name": "Team"}, headers=owner.headers)
     assert project.status_code == 201, project.text
     project_id = project.json()["id"]
-    for person, role in ((member, "member"),):
-        added = await env.client.post(
-            f"/projects/{project_id}/members",
-            json={"userId": person.id, "role": role},
-            headers=owner.headers,
-        )
-        assert added.status_code == 201, added.text
+    await join_project(env.client, project_id, owner.headers, member.email, member.headers)
     from tests.integration.http_support import insert_task
 
     task = await insert_task(env.session_factory, project_id, owner.id)
