@@ -198,7 +198,8 @@ async def test_every_protected_route_answers_401_with_its_instance(client, api_a
         response = await client.request(method, url)
         assert response.status_code == 401, (method, url, response.text)
         assert response.headers["content-type"].startswith(PROBLEM)
-        assert response.json()["instance"] == url
+        if method != "HEAD":  # a HEAD answer has the GET's headers and no body
+            assert response.json()["instance"] == url
         checked += 1
     assert checked > 20
 
