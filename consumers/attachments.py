@@ -11,8 +11,11 @@ Delivery semantics, stated once and enforced here:
   is retried with backoff and jitter, holding its partition; nothing later on that partition
   is processed or committed past it (the attachment waits in its stage, e.g. ``scanning``);
 * an error of the attachment itself (anything else, three times in a row) ends it ``failed``
-  with the reason, so one bad file never blocks its partition; an undecodable record is
-  logged and committed past (there is nothing to process).
+  with the reason, so one bad file never blocks its partition;
+* an undecodable record is copied to the dead-letter topic (``<topic>.dlq``, the original
+  key, value and headers plus ``x-error`` and where it came from, like the task-command
+  applier's) and committed past only once the broker acknowledged the copy (acks=all), so
+  nothing is dropped silently; the broker unavailable meanwhile holds the partition.
 
 Partitions are processed concurrently (one task per partition of a fetched batch), records of
 a partition in order. Scale by starting more processes, up to the topic's partition count.
@@ -44,7 +47,14 @@ from taskstream.db import (
     describe_error,
     is_availability_error,
 )
+from taskstream.enums import AttachmentState
+from taskstream.infra.dead_letters import dead_letter_headers
 from taskstream.infra.topics import ensure_topics
+from taskstream.kafka import new_producer
+from taskstream.observability.metrics import (
+    ATTACHMENT_COMMANDS_DEAD_LETTERED,
+    ATTACHMENTS_PROCESSED,
+)
 from taskstream.observability.metrics_listener import process_listener
 from taskstream.settings import Settings
 
@@ -103,12 +113,19 @@ class AttachmentConsumer:
             max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
             fetch_max_wait_ms=100,
         )
+        # acks=all (new_producer): a dead letter must be durable before we commit past it
+        self.producer = new_producer(self.kafka, client_id="taskstream-attachments-dlq")
 
     async def run(self) -> None:
         topic = self.kafka.attachment_commands_topic
-        await ensure_topics(self.kafka, [topic])
+        await ensure_topics(self.kafka, [topic, self.kafka.attachment_commands_dlq_topic])
+        await self.producer.start()
         self.consumer.subscribe([topic], listener=_WaitOnRevoke(self))
-        await self.consumer.start()
+        try:
+            await self.consumer.start()
+        except BaseException:
+            await self.producer.stop()
+            raise
         self.joined = True
         log.info(
             "processing attachments from %s as %s", topic, self.kafka.attachments_consumer_group
@@ -133,6 +150,7 @@ class AttachmentConsumer:
                     self.idle.set()
         finally:
             await self.consumer.stop()
+            await self.producer.stop()
 
     async def _partition(
         self, tp: TopicPartition, records: Sequence[Record], generation: int
@@ -156,16 +174,15 @@ class AttachmentConsumer:
         try:
             command = decode_uploaded(record.value or b"")
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
-            log.error(
-                "undecodable attachment command at %s@%d: %s", record.topic, record.offset, error
-            )
+            await self._dead_letter(record, f"{type(error).__name__}: {error}")
             return
         failures = 0
         retry = 0
         while True:
             try:
-                await self.processor.process(command.attachment_id)
+                final = await self.processor.process(command.attachment_id)
                 self.waiting_for = None
+                ATTACHMENTS_PROCESSED.labels(final.value if final else "gone").inc()
                 return
             except TRANSIENT as error:
                 self.waiting_for = "clamd" if isinstance(error, ScannerUnavailable) else "storage"
@@ -178,6 +195,7 @@ class AttachmentConsumer:
                     )
                     if failures >= MAX_ATTEMPTS:
                         await self.processor.fail(command.attachment_id, describe_error(error))
+                        ATTACHMENTS_PROCESSED.labels(AttachmentState.FAILED.value).inc()
                         return
                 else:
                     self.waiting_for = "postgres"
@@ -189,10 +207,43 @@ class AttachmentConsumer:
             await self._sleep(BACKOFF_S[min(retry, len(BACKOFF_S) - 1)])
             retry += 1
 
+    async def _dead_letter(self, record: Record, error: str) -> None:
+        """Copy ``record`` to the dead-letter topic, retrying until the broker acknowledged
+        it (the caller commits past it only then)."""
+        retry = 0
+        while True:
+            try:
+                sent = await self.producer.send(
+                    self.kafka.attachment_commands_dlq_topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=dead_letter_headers(
+                        record.headers, error, record.topic, record.partition, record.offset
+                    ),
+                )
+                await sent
+                self.waiting_for = None
+                break
+            except KafkaError as failure:
+                self.waiting_for = "kafka"
+                log.warning(
+                    "dead letter of %s@%d not sent: %r", record.topic, record.offset, failure
+                )
+            await self._sleep(BACKOFF_S[min(retry, len(BACKOFF_S) - 1)])
+            retry += 1
+        log.error(
+            "dead-lettered undecodable attachment command %s[%d]@%d: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            error,
+        )
+        ATTACHMENT_COMMANDS_DEAD_LETTERED.inc()
+
     def readiness(self) -> dict[str, bool]:
         """Joined the group, and not held by an unavailable dependency (no I/O)."""
         return {
-            "kafka": self.joined,
+            "kafka": self.joined and self.waiting_for != "kafka",
             "clamd": self.waiting_for != "clamd",
             "storage": self.waiting_for != "storage",
             "postgres": self.waiting_for != "postgres",

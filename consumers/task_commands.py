@@ -42,7 +42,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TypeAlias
 
 import msgspec
@@ -60,6 +59,7 @@ from taskstream.db import (
     sqlstate_of,
     transaction,
 )
+from taskstream.infra.dead_letters import dead_letter_headers
 from taskstream.infra.topics import ensure_topics
 from taskstream.kafka import new_producer
 from taskstream.messages import UnknownCommandError, decode_command, encode_command
@@ -186,24 +186,6 @@ def _trace_applied(inbound: Sequence[InboundCommand], result: ApplyResult, start
 
 class StopRequestedError(Exception):
     """Shutting down while the in-flight batch is not durable: leave it uncommitted."""
-
-
-def dead_letter_headers(
-    headers: Sequence[tuple[str, bytes]] | None,
-    error: str,
-    topic: str | None,
-    partition: int | None,
-    offset: int | None,
-) -> list[tuple[str, bytes]]:
-    """The original headers plus what failed, where the message came from and when."""
-    extra = {
-        "x-error": error[:1000],
-        "x-original-topic": topic or "",
-        "x-original-partition": str(partition),
-        "x-original-offset": str(offset),
-        "x-failed-at": datetime.now(UTC).isoformat(),
-    }
-    return [*(headers or ()), *((k, v.encode()) for k, v in extra.items())]
 
 
 class _FinishInFlightOnRevoke(ConsumerRebalanceListener):

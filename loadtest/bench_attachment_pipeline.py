@@ -10,10 +10,8 @@ its raw ceilings (same stores, same clamd):
   file) is not in this figure.
 
 Bodies are random (incompressible, no two alike): stored as they are, no deduplication hit,
-which is the pipeline's worst case in storage work. clamd caches its verdict per content hash,
-so "raw clamd scan" of one body repeated (bench_attachments.raw_scan) measures that cache; the
-ceiling that applies to uploads, which are all different, is "raw clamd scan, distinct
-bodies", measured here.
+which is the pipeline's worst case in storage work; the scan ceiling it is compared with
+(bench_attachments.raw_scan) scans distinct bodies too.
 """
 
 from __future__ import annotations
@@ -159,14 +157,6 @@ def _upload_job(
     return send
 
 
-def _scan_job(scanner: ClamdScanner, shared: bytes, index: int) -> Any:
-    async def scan() -> None:
-        verdict = await scanner.scan(_body(shared, index))
-        assert verdict.clean, verdict
-
-    return scan
-
-
 def _process_job(processor: AttachmentProcessor, ident: str) -> Any:
     async def run() -> None:
         state = await processor.process(uuid.UUID(ident))
@@ -182,17 +172,6 @@ async def pipeline_figures(context: Any) -> list[dict[str, Any]]:
     from loadtest.bench_attachments import SMALL_BYTES, figure  # noqa: PLC0415
 
     figures: list[dict[str, Any]] = []
-    scanner = ClamdScanner(context.clamd_address, timeout_s=60)
-    for size, files in context.sizes():
-        # clamd caches verdicts by content hash: the same body scanned again costs a fraction
-        # of a new one, so the pipeline's honest ceiling is a scan of bodies all different
-        shared = os.urandom(size)
-        concurrency = context.concurrency if size <= SMALL_BYTES else 1
-        jobs = [_scan_job(scanner, shared, n) for n in range(files)]
-        seconds = await _timed(jobs, concurrency)
-        figures.append(
-            figure("raw clamd scan", "clamd, distinct bodies", size, files, concurrency, seconds)
-        )
     for kind, store_settings in context.store_settings.items():
         tag = f"{kind}{uuid.uuid4().hex[:6]}"
         settings = _settings(store_settings, context.clamd_address, tag)

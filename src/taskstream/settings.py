@@ -48,6 +48,7 @@ class KafkaSettings(BaseModel):
     task_events_topic: str = "task-events"
     # `attachment.uploaded` commands (keyed by attachment id) and the group that processes them
     attachment_commands_topic: str = "attachment-commands"
+    attachment_commands_dlq_topic: str = "attachment-commands.dlq"
     attachments_consumer_group: str = "taskstream-attachments"
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)

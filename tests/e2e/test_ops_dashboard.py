@@ -75,10 +75,13 @@ async def _until(page: Page, predicate: str, arg: object = None, timeout_s: floa
 
 
 def _cli_lag(lane: Lane) -> list[tuple[int, str, int, int]]:
-    """(partition, committed, end, lag) rows of `taskstream consumers lag`."""
+    """(partition, committed, end, lag) rows of the applier group (the first section of
+    `taskstream consumers lag`; a blank line separates the groups)."""
     rows = []
     for line in lane.cli("consumers", "lag").splitlines()[2:]:
         parts = line.split()
+        if not parts:
+            break
         if parts[0].isdigit():
             rows.append((int(parts[0]), parts[1], int(parts[2]), int(parts[3])))
     return rows

@@ -29,6 +29,9 @@ NON_JSON_SUCCESS = {
     "getMetrics": "Prometheus text exposition format, written by prometheus_client",
     "streamNotifications": "text/event-stream: a never-ending SSE stream, not a document",
     "getOpsDashboard": "the operators' HTML page",
+    "downloadAttachment": "the stored file's own bytes, streamed with its content type",
+    "getAttachmentThumbnail": "image/jpeg bytes of the stored image's thumbnail",
+    "downloadAttachmentByLink": "the stored file's own bytes through a signed link",
 }
 
 APP = create_app(Settings())

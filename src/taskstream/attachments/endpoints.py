@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, head, patch, post
 from litestar.datastructures import State
 from litestar.exceptions import InternalServerException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import (
@@ -48,6 +49,25 @@ RAW_BODY = {"raw_body": True}
 UPLOAD_PROBLEMS = problem_responses(403, 404, 409, 413, 422)
 READ_PROBLEMS = problem_responses(404)
 DOWNLOAD_PROBLEMS = problem_responses(404, 409, 416)
+# The success responses as the document shows them: a download is the stored file in its own
+# type (the Stream sets it per response; a route-level media_type would override it), so "any
+# type"; HEAD has headers and no body. (Litestar puts these over its generated 200.)
+FILE_RESPONSES = {
+    200: ResponseSpec(
+        bytes, media_type="*/*", description="The file, in its own type", generate_examples=False
+    ),
+    206: ResponseSpec(
+        bytes, media_type="*/*", description="The requested range", generate_examples=False
+    ),
+}
+THUMBNAIL_RESPONSE = {
+    200: ResponseSpec(
+        bytes, media_type="image/jpeg", description="The thumbnail", generate_examples=False
+    )
+}
+OFFSET_RESPONSE = {
+    200: ResponseSpec(None, description="No body: `Upload-Offset` and `Upload-Length` headers")
+}
 NameQuery = Annotated[
     str | None,
     QueryParameter(
@@ -204,7 +224,11 @@ class AttachmentController(Controller):
         )
         return Response(upload, headers=_session_headers(upload))
 
-    @head("/uploads/{upload_id:uuid}", operation_id="headAttachmentUpload", responses=READ_PROBLEMS)
+    @head(
+        "/uploads/{upload_id:uuid}",
+        operation_id="headAttachmentUpload",
+        responses={**READ_PROBLEMS, **OFFSET_RESPONSE},
+    )
     async def head_upload(
         self, *, upload_id: FromPath[uuid.UUID], request: Request[Any, Any, Any]
     ) -> Response[None]:
@@ -229,7 +253,7 @@ class AttachmentController(Controller):
     @get(
         "/{attachment_id:uuid}/content",
         operation_id="downloadAttachment",
-        responses=DOWNLOAD_PROBLEMS,
+        responses={**DOWNLOAD_PROBLEMS, **FILE_RESPONSES},
     )
     async def download(
         self, *, attachment_id: FromPath[uuid.UUID], request: Request[Any, Any, Any]
@@ -244,7 +268,7 @@ class AttachmentController(Controller):
     @get(
         "/{attachment_id:uuid}/thumbnail",
         operation_id="getAttachmentThumbnail",
-        responses=DOWNLOAD_PROBLEMS,
+        responses={**DOWNLOAD_PROBLEMS, **THUMBNAIL_RESPONSE},
     )
     async def thumbnail(
         self, *, attachment_id: FromPath[uuid.UUID], request: Request[Any, Any, Any]
@@ -286,7 +310,7 @@ class AttachmentLinkController(Controller):
     @get(
         "/{token:str}",
         operation_id="downloadAttachmentByLink",
-        responses=DOWNLOAD_PROBLEMS,
+        responses={**DOWNLOAD_PROBLEMS, **FILE_RESPONSES},
         exclude_from_auth=True,
         security=[],
     )

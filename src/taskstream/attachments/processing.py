@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskstream.attachments.compression import store_final
 from taskstream.attachments.models import Attachment, Blob
 from taskstream.attachments.repository import FINAL_STATES, AttachmentRepository
-from taskstream.attachments.scanner import ClamdScanner, ScanRefused
+from taskstream.attachments.scanner import ClamdScanner, ScannerUnavailable, ScanRefused
 from taskstream.attachments.schemas import STAGES
 from taskstream.attachments.service import quarantine_key
 from taskstream.attachments.storage import ObjectNotFound, ObjectStore
@@ -40,6 +40,7 @@ from taskstream.db import transaction
 from taskstream.enums import AttachmentState
 from taskstream.messages import DomainEvent
 from taskstream.notifications.live import user_channel
+from taskstream.observability.metrics import ATTACHMENT_SCAN_FAILURES, ATTACHMENT_STAGE_DURATION
 from taskstream.outbox.ids import derived_event_id
 from taskstream.outbox.repository import OutboxRepository
 from taskstream.settings import AttachmentSettings
@@ -94,14 +95,15 @@ class AttachmentProcessor:
                     await self.store.delete(attachment.staging_key)  # a redo after the commit
                 return state
             moved_to: AttachmentState | None
-            if state is AttachmentState.RECEIVED:
-                moved_to = await self._advance(attachment, AttachmentState.SCANNING)
-            elif state is AttachmentState.SCANNING:
-                moved_to = await self._scan(attachment)
-            elif state is AttachmentState.DEDUPLICATING:
-                moved_to = await self._deduplicate(attachment)
-            else:
-                moved_to = await self._compress_and_store(attachment)
+            with ATTACHMENT_STAGE_DURATION.labels(state.value).time():
+                if state is AttachmentState.RECEIVED:
+                    moved_to = await self._advance(attachment, AttachmentState.SCANNING)
+                elif state is AttachmentState.SCANNING:
+                    moved_to = await self._scan(attachment)
+                elif state is AttachmentState.DEDUPLICATING:
+                    moved_to = await self._deduplicate(attachment)
+                else:
+                    moved_to = await self._compress_and_store(attachment)
             if moved_to is None:
                 attachment = await self._load(attachment_id)
             else:
@@ -130,9 +132,13 @@ class AttachmentProcessor:
                 return None
             await self._finish(attachment, AttachmentState.FAILED, "the uploaded content is lost")
             return None
-        except ScanRefused as error:
+        except ScanRefused as error:  # a ScannerUnavailable that no retry repairs
+            ATTACHMENT_SCAN_FAILURES.labels("refused").inc()
             await self._finish(attachment, AttachmentState.FAILED, f"not scannable: {error}")
             return None
+        except ScannerUnavailable:
+            ATTACHMENT_SCAN_FAILURES.labels("unavailable").inc()
+            raise
         if verdict.clean:
             return await self._advance(attachment, AttachmentState.DEDUPLICATING)
         target = quarantine_key(attachment.id)

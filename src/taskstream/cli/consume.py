@@ -27,23 +27,26 @@ def consume() -> None:
 
 @click.group("consumers")
 def consumers_group() -> None:
-    """Inspect the task-command consumer group."""
+    """Inspect the consumer groups (task-command appliers, attachment processors)."""
 
 
 @consumers_group.command("lag")
 @click.option("--timeout", type=float, default=10.0, show_default=True)
 def lag(timeout: float) -> None:
-    """Committed offset, end offset and lag per partition of the consumer group."""
-    from taskstream.infra.lag import group_lag  # noqa: PLC0415
+    """Committed offset, end offset and lag per partition of each consumer group."""
+    from taskstream.infra.lag import consumer_groups, group_lag  # noqa: PLC0415
 
     settings = get_settings()
-    report = asyncio.run(group_lag(settings.kafka, timeout))
-    click.echo(f"group {report.group}  topic {report.topic}")
-    click.echo(f"{'partition':>9} {'committed':>12} {'end':>12} {'lag':>10}")
-    for row in report.partitions:
-        committed = "-" if row.committed is None else str(row.committed)
-        click.echo(f"{row.partition:>9} {committed:>12} {row.end:>12} {row.lag:>10}")
-    click.echo(f"{'total':>9} {'':>12} {'':>12} {report.total:>10}")
+    for n, group in enumerate(consumer_groups(settings.kafka)):
+        report = asyncio.run(group_lag(settings.kafka, timeout, group))
+        if n:
+            click.echo("")
+        click.echo(f"group {report.group}  topic {report.topic}")
+        click.echo(f"{'partition':>9} {'committed':>12} {'end':>12} {'lag':>10}")
+        for row in report.partitions:
+            committed = "-" if row.committed is None else str(row.committed)
+            click.echo(f"{row.partition:>9} {committed:>12} {row.end:>12} {row.lag:>10}")
+        click.echo(f"{'total':>9} {'':>12} {'':>12} {report.total:>10}")
 
 
 def register(main: click.Group) -> None:

@@ -1,4 +1,5 @@
-"""`taskstream dlq list|replay`: inspect and re-publish dead-lettered task commands."""
+"""`taskstream dlq list|replay`: inspect and re-publish dead-lettered task commands (or, with
+``--attachments``, attachment commands)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,38 @@ from pathlib import Path
 import click
 from click._termui_impl import ProgressBar
 
-from taskstream.settings import get_settings
+from taskstream.settings import KafkaSettings, get_settings
+
+ATTACHMENTS = click.option(
+    "--attachments",
+    is_flag=True,
+    help="the attachment commands' dead-letter topic instead of the task commands'",
+)
+
+
+def _kafka(attachments: bool) -> KafkaSettings:
+    from taskstream.infra.dead_letters import attachment_dead_letters  # noqa: PLC0415
+
+    kafka = get_settings().kafka
+    return attachment_dead_letters(kafka) if attachments else kafka
 
 
 @click.group("dlq")
 def dlq() -> None:
-    """The task-commands dead-letter topic."""
+    """The dead-letter topics of task commands (and, --attachments, attachment commands)."""
 
 
 @dlq.command("list")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--after", metavar="PARTITION:OFFSET", help="start after this dead-letter id")
-def list_dead_letters(limit: int, after: str | None) -> None:
+@ATTACHMENTS
+def list_dead_letters(limit: int, after: str | None, attachments: bool) -> None:
     """One line per dead letter: id, original position, failure time and error; a page of
     ``--limit`` at a time (the last line says how to get the next)."""
     from taskstream.infra.dead_letters import read_dead_letters  # noqa: PLC0415
 
     try:
-        letters = asyncio.run(read_dead_letters(get_settings().kafka, limit=limit, after=after))
+        letters = asyncio.run(read_dead_letters(_kafka(attachments), limit=limit, after=after))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--after") from exc
     for d in letters:
@@ -37,7 +52,8 @@ def list_dead_letters(limit: int, after: str | None) -> None:
         click.echo(f"{d.id:>10}  {origin}  {d.header('x-failed-at')}  {d.header('x-error')}")
     click.echo(f"{len(letters)} dead letter(s)")
     if len(letters) == limit:
-        click.echo(f"more: taskstream dlq list --limit {limit} --after {letters[-1].id}")
+        more = " --attachments" if attachments else ""
+        click.echo(f"more: taskstream dlq list{more} --limit {limit} --after {letters[-1].id}")
 
 
 @dlq.command("replay")
@@ -47,7 +63,8 @@ def list_dead_letters(limit: int, after: str | None) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="replace the message body with this file's bytes (a fixed message; one --id)",
 )
-def replay(ids: tuple[str, ...], value_file: Path | None) -> None:
+@ATTACHMENTS
+def replay(ids: tuple[str, ...], value_file: Path | None, attachments: bool) -> None:
     """Re-publish dead letters to the commands topic (applying twice is harmless)."""
     from taskstream.infra.dead_letters import (  # noqa: PLC0415
         DeadLetter,
@@ -55,7 +72,7 @@ def replay(ids: tuple[str, ...], value_file: Path | None) -> None:
         replay_dead_letters,
     )
 
-    settings = get_settings().kafka
+    settings = _kafka(attachments)
     value = value_file.read_bytes() if value_file else None
 
     async def run() -> int:

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -23,6 +24,24 @@ ERROR_HEADERS = frozenset(
     {"x-error", "x-original-topic", "x-original-partition", "x-original-offset", "x-failed-at"}
 )
 REPLAYED_FROM_HEADER = "x-replayed-from"
+
+
+def dead_letter_headers(
+    headers: Sequence[tuple[str, bytes]] | None,
+    error: str,
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+) -> list[tuple[str, bytes]]:
+    """The original headers plus what failed, where the message came from and when."""
+    extra = {
+        "x-error": error[:1000],
+        "x-original-topic": topic or "",
+        "x-original-partition": str(partition),
+        "x-original-offset": str(offset),
+        "x-failed-at": datetime.now(UTC).isoformat(),
+    }
+    return [*(headers or ()), *((k, v.encode()) for k, v in extra.items())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +60,18 @@ class DeadLetter:
     @property
     def original_headers(self) -> list[tuple[str, bytes]]:
         return [(k, v) for k, v in self.headers if k not in ERROR_HEADERS]
+
+
+def attachment_dead_letters(settings: KafkaSettings) -> KafkaSettings:
+    """``settings`` seen from the attachment commands' dead-letter topic, so listing,
+    counting and replaying (which read ``task_commands_dlq_topic`` and replay to
+    ``task_commands_topic``) work on the attachment topics instead."""
+    return settings.model_copy(
+        update={
+            "task_commands_topic": settings.attachment_commands_topic,
+            "task_commands_dlq_topic": settings.attachment_commands_dlq_topic,
+        }
+    )
 
 
 def parse_id(letter_id: str) -> tuple[int, int]:

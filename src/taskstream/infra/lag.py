@@ -1,4 +1,5 @@
-"""Consumer-group lag for the task-commands topic.
+"""Consumer-group lag of taskstream's two consumer groups: the task-command appliers and the
+attachment processors (``consumer_groups``).
 
 End offsets come from ``consumer.highwater`` (set by fetch responses): tansu's ListOffsets
 (``end_offsets``) under-reports the end. Committed offsets are asked for per partition: tansu
@@ -104,20 +105,44 @@ async def committed_offsets(
     return {p: (found[p] if found.get(p, -1) >= 0 else None) for p in partitions}
 
 
-async def group_lag(settings: KafkaSettings, timeout_s: float = 10.0) -> GroupLag:
-    """Committed, end and lag per partition of the applier group (bounded by ``timeout``)."""
-    topic = settings.task_commands_topic
-    ends = await end_offsets(settings.bootstrap_servers, topic, timeout_s)
+@dataclass(frozen=True, slots=True)
+class ConsumerGroup:
+    group: str
+    topic: str
+
+
+def applier_group(settings: KafkaSettings) -> ConsumerGroup:
+    return ConsumerGroup(settings.consumer_group, settings.task_commands_topic)
+
+
+def attachments_group(settings: KafkaSettings) -> ConsumerGroup:
+    return ConsumerGroup(settings.attachments_consumer_group, settings.attachment_commands_topic)
+
+
+def consumer_groups(settings: KafkaSettings) -> list[ConsumerGroup]:
+    """Every consumer group taskstream runs, with the topic it consumes."""
+    return [applier_group(settings), attachments_group(settings)]
+
+
+async def group_lag(
+    settings: KafkaSettings, timeout_s: float = 10.0, group: ConsumerGroup | None = None
+) -> GroupLag:
+    """Committed, end and lag per partition of ``group`` (default: the applier group),
+    bounded by ``timeout``."""
+    group = group or applier_group(settings)
+    ends = await end_offsets(settings.bootstrap_servers, group.topic, timeout_s)
     committed = await committed_offsets(
-        settings.bootstrap_servers, settings.consumer_group, topic, sorted(ends), timeout_s
+        settings.bootstrap_servers, group.group, group.topic, sorted(ends), timeout_s
     )
     rows = [
         PartitionLag(p, committed[p], ends[p], max(0, ends[p] - (committed[p] or 0)))
         for p in sorted(ends)
     ]
-    return GroupLag(settings.consumer_group, topic, rows)
+    return GroupLag(group.group, group.topic, rows)
 
 
-async def total_lag(settings: KafkaSettings, timeout_s: float = 3.0) -> int:
+async def total_lag(
+    settings: KafkaSettings, timeout_s: float = 3.0, group: ConsumerGroup | None = None
+) -> int:
     """The group's total lag, for /health."""
-    return (await asyncio.wait_for(group_lag(settings, timeout_s), timeout_s * 2)).total
+    return (await asyncio.wait_for(group_lag(settings, timeout_s, group), timeout_s * 2)).total

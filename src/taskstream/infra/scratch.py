@@ -29,6 +29,7 @@ def isolated_settings(
             "task_events_topic": f"task-events-{run_id}",
             "consumer_group": f"taskstream-{run_id}",
             "attachment_commands_topic": f"attachment-commands-{run_id}",
+            "attachment_commands_dlq_topic": f"attachment-commands-{run_id}.dlq",
             "attachments_consumer_group": f"taskstream-attachments-{run_id}",
         }
     )

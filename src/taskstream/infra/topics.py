@@ -24,6 +24,7 @@ def topic_names(settings: KafkaSettings) -> list[str]:
         settings.task_commands_dlq_topic,
         settings.task_events_topic,
         settings.attachment_commands_topic,
+        settings.attachment_commands_dlq_topic,
     ]
 
 

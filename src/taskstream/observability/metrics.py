@@ -121,6 +121,34 @@ CONSUMER_REBALANCES = Counter(
     "taskstream_consumer_rebalances", "Partition assignments received (one per rebalance)"
 )
 
+# --- attachment processor ---------------------------------------------------------------------
+
+# Seconds: a stage of a small file takes milliseconds, a 20 MB scan or re-encode seconds.
+STAGE_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
+ATTACHMENTS_PROCESSED = Counter(
+    "taskstream_attachments_processed",
+    "attachment.uploaded commands settled, by final state: stored, quarantined, failed, gone"
+    " (the attachment was deleted or never existed)",
+    ["state"],
+)
+ATTACHMENT_STAGE_DURATION = Histogram(
+    "taskstream_attachment_stage_duration_seconds",
+    "One attempt at one processing stage of one attachment (received: the move to"
+    " scanning; scanning; deduplicating; compressing: compress, move and mark stored)",
+    ["stage"],
+    buckets=STAGE_BUCKETS,
+)
+ATTACHMENT_SCAN_FAILURES = Counter(
+    "taskstream_attachment_scan_failures",
+    "clamd scans without a verdict: unavailable (the attachment waits and retries),"
+    " refused (clamd rejected the file: the attachment fails)",
+    ["reason"],
+)
+ATTACHMENT_COMMANDS_DEAD_LETTERED = Counter(
+    "taskstream_attachment_commands_dead_lettered",
+    "Undecodable attachment commands copied to the attachment dead-letter topic",
+)
+
 # --- outbox relay -----------------------------------------------------------------------------
 
 OUTBOX_BACKLOG = Gauge(

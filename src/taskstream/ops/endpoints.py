@@ -24,6 +24,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from taskstream.enums import UserRole
 from taskstream.errors import DomainError, ForbiddenError, NotFoundError, UnauthorizedError
+from taskstream.infra.lag import attachments_group
 from taskstream.ops import service
 from taskstream.ops.schemas import (
     DeadLettersOut,
@@ -160,8 +161,16 @@ class OpsApiController(Controller):
         cache: ReadinessCache | None = state.get("readiness")
         if cache is None:
             cache = state.readiness = ReadinessCache(state)
-        lag, queues, (commands, outbox, webhooks), readiness, heartbeats = await asyncio.gather(
+        (
+            lag,
+            attachment_lag,
+            queues,
+            (commands, outbox, webhooks),
+            readiness,
+            heartbeats,
+        ) = await asyncio.gather(
             service.consumer_lag(settings),
+            service.consumer_lag(settings, attachments_group(settings.kafka)),
             service.rabbit_queues(settings),
             service.database_sections(state.session_factory),
             cache.report(),
@@ -180,6 +189,7 @@ class OpsApiController(Controller):
         return Overview(
             generated_at=datetime.now(UTC),
             lag=lag,
+            attachment_lag=attachment_lag,
             commands=commands,
             outbox=outbox,
             queues=queues,

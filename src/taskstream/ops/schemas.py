@@ -112,6 +112,19 @@ class DependencyOut(Struct):
             ],
             "error": None,
         },
+        "attachmentLag": {
+            "group": "taskstream-attachments",
+            "topic": "attachment-commands",
+            "total": 0,
+            "committedTotal": 5120,
+            "partitions": [
+                {"partition": 0, "committed": 2561, "end": 2561, "lag": 0},
+                {"partition": 1, "committed": 2559, "end": 2559, "lag": 0},
+            ],
+            "groupState": "Stable",
+            "members": [],
+            "error": None,
+        },
         "commands": {"applied": 1874990, "rejected": 33, "error": None},
         "outbox": {"backlog": 3, "oldestAgeS": 0.4, "error": None},
         "queues": {
@@ -154,6 +167,8 @@ class DependencyOut(Struct):
 class Overview(Struct):
     generated_at: datetime
     lag: LagOut
+    # the attachment processor group, the same figures as ``lag``
+    attachment_lag: LagOut
     commands: CommandCounts
     outbox: OutboxOut
     queues: QueuesOut

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskstream.db import describe_error
 from taskstream.infra.dead_letters import DeadLetter, read_dead_letters, replay_dead_letters
 from taskstream.infra.group_members import group_members
-from taskstream.infra.lag import group_lag
+from taskstream.infra.lag import ConsumerGroup, applier_group, group_lag
 from taskstream.infra.rabbit_queues import queue_depths
 from taskstream.ops.repository import OpsRepository
 from taskstream.ops.schemas import (
@@ -47,13 +47,15 @@ def _error(exc: BaseException) -> str:
     return describe_error(exc, 200) if str(exc) else type(exc).__name__
 
 
-async def consumer_lag(settings: Settings) -> LagOut:
-    """Lag per partition and per group member (when the broker reports assignments)."""
+async def consumer_lag(settings: Settings, group: ConsumerGroup | None = None) -> LagOut:
+    """Lag per partition and per group member (when the broker reports assignments) of
+    ``group`` (default: the applier group)."""
     kafka = settings.kafka
-    lag_out = LagOut(group=kafka.consumer_group, topic=kafka.task_commands_topic)
+    group = group or applier_group(kafka)
+    lag_out = LagOut(group=group.group, topic=group.topic)
     lag, members = await asyncio.gather(
-        _bounded(lambda: group_lag(kafka, SECTION_TIMEOUT_S / 2)),
-        _bounded(lambda: group_members(kafka, SECTION_TIMEOUT_S / 2)),
+        _bounded(lambda: group_lag(kafka, SECTION_TIMEOUT_S / 2, group)),
+        _bounded(lambda: group_members(kafka, SECTION_TIMEOUT_S / 2, group)),
         return_exceptions=True,
     )
     if isinstance(lag, BaseException):

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from taskstream.errors import ForbiddenError, UnauthorizedError
 from taskstream.fields import example
-from taskstream.infra.lag import total_lag
+from taskstream.infra.lag import ConsumerGroup, attachments_group, total_lag
 from taskstream.infra.probes import probe
 from taskstream.infra.worker_status import WorkerStatus, read_worker_statuses_bounded
 from taskstream.problems import problem_responses
@@ -48,6 +48,7 @@ class ServiceState(msgspec.Struct, rename="camel"):
             "workers": {"status": "up", "address": "redis", "detail": "2 worker(s) consuming"},
         },
         "consumerLag": 42,
+        "attachmentConsumerLag": 0,
         "workers": [],
     }
 )
@@ -56,6 +57,8 @@ class HealthReport(msgspec.Struct, rename="camel"):
     services: dict[str, ServiceState]
     # Total lag of the task-command applier group; None when it could not be measured.
     consumer_lag: int | None = None
+    # Total lag of the attachment processor group (uploads waiting to be processed); likewise.
+    attachment_consumer_lag: int | None = None
     # Notification workers' last heartbeats (per consumer: state, channel errors, last error).
     workers: list[WorkerStatus] = msgspec.field(default_factory=list)
 
@@ -72,6 +75,9 @@ async def health_report(
     (the app's client) is where the workers' heartbeats are read."""
     names = ["postgres", "redis", "rabbitmq", "kafka"]
     lag = asyncio.ensure_future(consumer_lag(settings))
+    attachment_lag = asyncio.ensure_future(
+        consumer_lag(settings, attachments_group(settings.kafka))
+    )
     heartbeats = asyncio.ensure_future(worker_heartbeats(settings, redis))
     results = await asyncio.gather(*(probe(settings, name) for name in names))
     services = {
@@ -86,6 +92,7 @@ async def health_report(
         status="ok" if serving else "unavailable",
         services=services,
         consumer_lag=await lag,
+        attachment_consumer_lag=await attachment_lag,
         workers=workers or [],
     )
 
@@ -130,10 +137,11 @@ def workers_state(workers: list[WorkerStatus] | None) -> ServiceState:
 # --- stream consumers ------------------------------------------------------------------------
 
 
-async def consumer_lag(settings: Settings) -> int | None:
-    """Total lag of the applier group (bounded); informative only, never blocks serving."""
+async def consumer_lag(settings: Settings, group: ConsumerGroup | None = None) -> int | None:
+    """Total lag of ``group`` (default: the applier group), bounded; informative only, never
+    blocks serving."""
     try:
-        return await total_lag(settings.kafka, timeout_s=2.0)
+        return await total_lag(settings.kafka, timeout_s=2.0, group=group)
     except Exception:
         return None
 

@@ -55,6 +55,7 @@ def with_attachments(settings: Settings, attachments: AttachmentSettings, tag: s
     kafka = settings.kafka.model_copy(
         update={
             "attachment_commands_topic": f"attachment-commands-{RUN_ID}-{tag}",
+            "attachment_commands_dlq_topic": f"attachment-commands-{RUN_ID}-{tag}.dlq",
             "attachments_consumer_group": f"taskstream-attachments-{RUN_ID}-{tag}",
         }
     )

@@ -70,6 +70,17 @@ function renderOverview(o) {
     cell(row, m.lag, "num");
   });
 
+  const files = o.attachmentLag;
+  text("attachment-lag-group", files.group);
+  text("attachment-lag-total", files.total);
+  text("attachment-group-state", files.groupState);
+  text("attachment-members", files.members.length);
+  text("attachment-lag-error", files.error || "");
+  fill("attachment-partitions", files.partitions, (row, p) => {
+    if (p.lag > 0) row.className = "alert";
+    cell(row, p.partition, "num"); cell(row, p.committed, "num"); cell(row, p.end, "num"); cell(row, p.lag, "num");
+  });
+
   text("applied", o.commands.applied);
   text("rejected", o.commands.rejected);
   text("outbox-backlog", o.outbox.backlog);
