@@ -47,6 +47,7 @@ from taskstream.tasks.endpoints import TaskController
 from taskstream.tasks.read_endpoints import ProjectStatsController
 from taskstream.tasks.service import TaskService
 from taskstream.web.bodies import ApiRequest
+from taskstream.web.body_drain import install as install_body_drain
 from taskstream.web.browsers import cors_config
 from taskstream.web.client_address import ClientAddress
 from taskstream.web.concurrency_caps import ConcurrencyCaps
@@ -207,7 +208,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     _document_problems(app)
     # HEAD wherever GET is, Allow listing every method of a path (web/methods.py)
-    return install_methods_layer(app)
+    install_methods_layer(app)
+    # a request refused unread still gets its answer (web/body_drain.py)
+    return install_body_drain(app, limit=settings.api.max_body_bytes)
 
 
 def _document_problems(app: Litestar) -> None:
