@@ -129,7 +129,10 @@ async def test_lag_command_reports_per_partition(
     health = await health_report(settings.model_copy(update={"kafka": lane.kafka}))
     assert health.consumer_lag == 40
     out = lane.cli("consumers", "lag")
-    assert "total" in out and out.strip().splitlines()[-1].split()[-1] == "40"
+    # one block per consumer group; the task-command appliers' first
+    appliers = out.strip().split("\n\n")[0].splitlines()
+    assert appliers[0].startswith(f"group {lane.kafka.consumer_group}"), out
+    assert appliers[-1].split() == ["total", "40"], out
     consumer = consumer_process(lane.env, tmp_path / "c.log").start()
     try:
         await wait_for(lane.dsn, lane.settled([c.command_id for c in commands], 40), 60, "lag")
