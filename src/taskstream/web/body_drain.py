@@ -19,7 +19,7 @@ import contextlib
 from typing import Final
 
 from litestar import Litestar
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 DRAIN_TIMEOUT_S: Final = 5.0
 
@@ -38,7 +38,7 @@ class BodyDrainLayer:
             return
         finished = False
 
-        async def tracked() -> Message:
+        async def tracked() -> ReceiveMessage:
             nonlocal finished
             message = await receive()
             if message["type"] == "http.disconnect" or not message.get("more_body", False):
